@@ -151,10 +151,10 @@ type DiscoverQuery struct {
 	// Capability to search for (required).
 	Capability string `json:"capability"`
 	// MinTrust is the lowest trust score (0–100) to return.
-	MinTrust float64 `json:"min_trust"`
+	MinTrust float64 `json:"min_trust,omitempty"`
 	// Limit is the largest number of agents to return (the handler fills
 	// in a default and a cap).
-	Limit int `json:"limit"`
+	Limit int `json:"limit,omitempty"`
 }
 
 // DiscoverResult is the answer of GET /v1/discover.

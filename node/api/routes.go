@@ -1,0 +1,449 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"reflect"
+	"strconv"
+	"strings"
+)
+
+// route is one endpoint: the route table drives both dispatch and the
+// OpenAPI document.
+type route struct {
+	Method string
+	// Path is the pattern: literal segments and {param} segments; one
+	// {param...} segment may span several raw segments (an agent id sent
+	// unescaped).
+	Path    string
+	Access  access
+	Summary string
+	// Status is the success status of a JSON route.
+	Status int
+	// Request is the body type, nil if none; OptionalBody allows an empty body.
+	Request      reflect.Type
+	OptionalBody bool
+	// Query is a struct whose json tags name the query parameters.
+	Query reflect.Type
+	// Response is the JSON answer type, nil if none.
+	Response reflect.Type
+	// ContentType is the answer's media type when it is not JSON.
+	ContentType string
+	// Errors lists the error statuses the route answers, beyond 401 and 500.
+	Errors []int
+
+	json func(*call) (any, error)
+	raw  func(*call) error
+
+	segs   []pathSeg
+	greedy int // index of the {param...} segment, or -1
+}
+
+type pathSeg struct {
+	lit   string
+	param string
+}
+
+func typeOf[T any]() reflect.Type { return reflect.TypeFor[T]() }
+
+// Limits on list sizes.
+const (
+	defaultDiscoverLimit = 20
+	maxDiscoverLimit     = 100
+	defaultEntriesLimit  = 100
+	maxEntriesLimit      = 1000
+)
+
+// EntriesQuery is the query of GET /v1/audit/entries.
+type EntriesQuery struct {
+	// From is the first index to return (default 0).
+	From uint64 `json:"from,omitempty"`
+	// Limit is the largest number of entries to return (default 100, at most 1000).
+	Limit uint64 `json:"limit,omitempty"`
+}
+
+// routes is the route table.
+func routes() []*route {
+	rs := []*route{
+		{
+			Method: "GET", Path: "/v1/node", Access: accessAny, Status: 200,
+			Summary:  "Describe the node: peer id, organization, addresses, version.",
+			Response: typeOf[NodeInfo](),
+			json:     func(c *call) (any, error) { return c.h.b.NodeInfo(c.ctx()) },
+		},
+		{
+			Method: "POST", Path: "/v1/agents", Access: accessAdmin, Status: 201,
+			Summary:  "Create an agent with its own key and bearer token.",
+			Request:  typeOf[CreateAgentRequest](),
+			Response: typeOf[CreateAgentResponse](),
+			Errors:   []int{400, 403, 409},
+			json: func(c *call) (any, error) {
+				var req CreateAgentRequest
+				if _, err := c.decodeBody(&req, false); err != nil {
+					return nil, err
+				}
+				if req.Name == "" {
+					return nil, BadRequest("name is required")
+				}
+				return c.h.b.CreateAgent(c.ctx(), req)
+			},
+		},
+		{
+			Method: "GET", Path: "/v1/agents", Access: accessAdmin, Status: 200,
+			Summary:  "List the node's agents.",
+			Response: typeOf[AgentList](),
+			Errors:   []int{403},
+			json: func(c *call) (any, error) {
+				as, err := c.h.b.ListAgents(c.ctx())
+				if err != nil {
+					return nil, err
+				}
+				if as == nil {
+					as = []AgentInfo{}
+				}
+				return AgentList{Agents: as}, nil
+			},
+		},
+		{
+			Method: "DELETE", Path: "/v1/agents/{agentId...}", Access: accessAdmin, Status: 204,
+			Summary: "Delete one of the node's agents and revoke its token.",
+			Errors:  []int{403, 404},
+			json: func(c *call) (any, error) {
+				return nil, c.h.b.DeleteAgent(c.ctx(), c.params["agentId"])
+			},
+		},
+		{
+			Method: "GET", Path: "/v1/agents/{agentId...}/card", Access: accessAny,
+			Summary:     "The signed agent card of any agent (agent id URL-encoded).",
+			ContentType: "application/json",
+			Errors:      []int{404},
+			raw: func(c *call) error {
+				card, err := c.h.b.AgentCard(c.ctx(), c.params["agentId"])
+				if err != nil {
+					return err
+				}
+				writeJSON(c.w, http.StatusOK, card)
+				return nil
+			},
+		},
+		{
+			Method: "GET", Path: "/v1/discover", Access: accessAny, Status: 200,
+			Summary:  "Search the network for agents by capability, filtered by trust.",
+			Query:    typeOf[DiscoverQuery](),
+			Response: typeOf[DiscoverResult](),
+			Errors:   []int{400, 504},
+			json: func(c *call) (any, error) {
+				q, err := discoverQuery(c.r.URL.Query())
+				if err != nil {
+					return nil, err
+				}
+				res, err := c.h.b.Discover(c.ctx(), q)
+				if err != nil {
+					return nil, err
+				}
+				if res.Agents == nil {
+					res.Agents = []DiscoveredAgent{}
+				}
+				return res, nil
+			},
+		},
+		{
+			Method: "GET", Path: "/v1/sessions", Access: accessParty, Status: 200,
+			Summary:  "List the sessions the caller is a party to (admin: all).",
+			Response: typeOf[SessionList](),
+			Errors:   []int{501},
+			json: func(c *call) (any, error) {
+				sl, ok := c.h.b.(SessionLister)
+				if !ok {
+					return nil, Errorf(http.StatusNotImplemented, CodeUnsupported, "listing sessions is not supported by this node")
+				}
+				ss, err := sl.Sessions(c.ctx(), c.p)
+				if err != nil {
+					return nil, err
+				}
+				if ss == nil {
+					ss = []SessionInfo{}
+				}
+				return SessionList{Sessions: ss}, nil
+			},
+		},
+		{
+			Method: "POST", Path: "/v1/sessions", Access: accessAgent, Status: 201,
+			Summary:  "Open a session with another agent.",
+			Request:  typeOf[OpenSessionRequest](),
+			Response: typeOf[SessionInfo](),
+			Errors:   []int{400, 403, 404, 504},
+			json: func(c *call) (any, error) {
+				var req OpenSessionRequest
+				if _, err := c.decodeBody(&req, false); err != nil {
+					return nil, err
+				}
+				if req.To == "" {
+					return nil, BadRequest("to is required")
+				}
+				return c.h.b.OpenSession(c.ctx(), c.p.Agent, req)
+			},
+		},
+		{
+			Method: "GET", Path: "/v1/sessions/{sessionId}", Access: accessParty, Status: 200,
+			Summary:  "A session with its transcript of signed envelopes.",
+			Response: typeOf[SessionInfo](),
+			Errors:   []int{403, 404},
+			json: func(c *call) (any, error) {
+				return c.h.b.Session(c.ctx(), c.p, c.params["sessionId"])
+			},
+		},
+		{
+			Method: "POST", Path: "/v1/sessions/{sessionId}/messages", Access: accessAgent, Status: 201,
+			Summary:  "Sign and send a message (performative) in a session.",
+			Request:  typeOf[SendMessageRequest](),
+			Response: typeOf[SendMessageResult](),
+			Errors:   []int{400, 403, 404, 409, 504},
+			json: func(c *call) (any, error) {
+				var req SendMessageRequest
+				if _, err := c.decodeBody(&req, false); err != nil {
+					return nil, err
+				}
+				if req.Performative == "" {
+					return nil, BadRequest("performative is required")
+				}
+				for _, f := range []struct {
+					name string
+					raw  json.RawMessage
+				}{{"terms", req.Terms}, {"body", req.Body}} {
+					if len(f.raw) > 0 && string(f.raw) != "null" && f.raw[0] != '{' {
+						return nil, BadRequest("%s must be a JSON object", f.name)
+					}
+				}
+				return c.h.b.SendMessage(c.ctx(), c.p.Agent, c.params["sessionId"], req)
+			},
+		},
+		invitationRoute("accept", true),
+		invitationRoute("decline", false),
+		{
+			Method: "GET", Path: "/v1/events", Access: accessAgent,
+			Summary:     "Server-sent events for the calling agent: session, message, commitment, trust, dispute.",
+			ContentType: "text/event-stream",
+			Errors:      []int{403},
+			raw:         serveEvents,
+		},
+		{
+			Method: "GET", Path: "/v1/commitments", Access: accessParty, Status: 200,
+			Summary:  "List the commitments the caller is a party to (admin: all).",
+			Response: typeOf[CommitmentList](),
+			json: func(c *call) (any, error) {
+				cs, err := c.h.b.Commitments(c.ctx(), c.p)
+				if err != nil {
+					return nil, err
+				}
+				if cs == nil {
+					cs = []CommitmentInfo{}
+				}
+				return CommitmentList{Commitments: cs}, nil
+			},
+		},
+		{
+			Method: "GET", Path: "/v1/commitments/{commitmentId}", Access: accessParty, Status: 200,
+			Summary:  "One commitment with its signatures and receipts.",
+			Response: typeOf[CommitmentInfo](),
+			Errors:   []int{403, 404},
+			json: func(c *call) (any, error) {
+				return c.h.b.Commitment(c.ctx(), c.p, c.params["commitmentId"])
+			},
+		},
+		commitmentActionRoute("fulfill", "Claim fulfilment of a commitment, with evidence.", typeOf[FulfillRequest](), true),
+		commitmentActionRoute("confirm", "Confirm the counterparty's fulfilment.", typeOf[ConfirmRequest](), true),
+		commitmentActionRoute("dispute", "Dispute a commitment: reason, severity, evidence.", typeOf[DisputeRequest](), false),
+		{
+			Method: "GET", Path: "/v1/trust/{agentId...}", Access: accessAny, Status: 200,
+			Summary:  "The explained trust score of any agent (agent id URL-encoded).",
+			Response: typeOf[TrustInfo](),
+			Errors:   []int{404},
+			json: func(c *call) (any, error) {
+				return c.h.b.Trust(c.ctx(), c.params["agentId"])
+			},
+		},
+		{
+			Method: "GET", Path: "/v1/audit/checkpoint", Access: accessAny,
+			Summary:     "The latest signed checkpoint of the ledger (C2SP signed note).",
+			ContentType: "text/plain; charset=utf-8",
+			raw: func(c *call) error {
+				cp, err := c.h.b.Checkpoint(c.ctx())
+				if err != nil {
+					return err
+				}
+				c.w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+				c.w.Header().Set("Cache-Control", "no-store")
+				c.w.WriteHeader(http.StatusOK)
+				c.w.Write(cp)
+				return nil
+			},
+		},
+		{
+			Method: "GET", Path: "/v1/audit/entries", Access: accessAdmin, Status: 200,
+			Summary:  "Ledger entries with their hashes.",
+			Query:    typeOf[EntriesQuery](),
+			Response: typeOf[EntriesPage](),
+			Errors:   []int{400, 403},
+			json: func(c *call) (any, error) {
+				q := c.r.URL.Query()
+				from, err := uintParam(q, "from", 0, 0)
+				if err != nil {
+					return nil, err
+				}
+				limit, err := uintParam(q, "limit", defaultEntriesLimit, maxEntriesLimit)
+				if err != nil {
+					return nil, err
+				}
+				page, err := c.h.b.Entries(c.ctx(), from, limit)
+				if err != nil {
+					return nil, err
+				}
+				if page.Entries == nil {
+					page.Entries = []EntryInfo{}
+				}
+				return page, nil
+			},
+		},
+		{
+			Method: "GET", Path: "/v1/openapi.json", Access: accessAny,
+			Summary:     "This API's OpenAPI 3.1 document, generated from the route table and types.",
+			ContentType: "application/json",
+			raw: func(c *call) error {
+				c.w.Header().Set("Content-Type", "application/json")
+				c.w.WriteHeader(http.StatusOK)
+				c.w.Write(c.h.openapi)
+				return nil
+			},
+		},
+		{
+			Method: "GET", Path: "/metrics", Access: accessAdmin,
+			Summary:     "Prometheus metrics (text format).",
+			ContentType: "text/plain; version=0.0.4",
+			Errors:      []int{403},
+			raw: func(c *call) error {
+				m := c.h.b.Metrics()
+				if m == nil {
+					return Errorf(http.StatusNotImplemented, CodeUnsupported, "metrics are not enabled")
+				}
+				m.ServeHTTP(c.w, c.r)
+				return nil
+			},
+		},
+	}
+	for _, rt := range rs {
+		rt.parse()
+	}
+	return rs
+}
+
+func invitationRoute(action string, accept bool) *route {
+	return &route{
+		Method: "POST", Path: "/v1/sessions/{sessionId}/" + action, Access: accessAgent, Status: 200,
+		Summary:  strings.ToUpper(action[:1]) + action[1:] + " an invitation held for the caller by the node's consent policy.",
+		Response: typeOf[SessionInfo](),
+		Errors:   []int{403, 404, 409, 501},
+		json: func(c *call) (any, error) {
+			ir, ok := c.h.b.(InvitationResponder)
+			if !ok {
+				return nil, Errorf(http.StatusNotImplemented, CodeUnsupported, "invitations are not held by this node")
+			}
+			if _, err := c.readBody(); err != nil {
+				return nil, err
+			}
+			return ir.RespondInvitation(c.ctx(), c.p.Agent, c.params["sessionId"], accept)
+		},
+	}
+}
+
+func commitmentActionRoute(action, summary string, req reflect.Type, optional bool) *route {
+	return &route{
+		Method: "POST", Path: "/v1/commitments/{commitmentId}/" + action, Access: accessAgent, Status: 200,
+		Summary: summary, Request: req, OptionalBody: optional,
+		Response: typeOf[CommitmentInfo](),
+		Errors:   []int{400, 403, 404, 409},
+		json: func(c *call) (any, error) {
+			raw, err := c.readBody()
+			if err != nil {
+				return nil, err
+			}
+			if raw == nil && !optional {
+				return nil, BadRequest("request body must be a JSON object")
+			}
+			if raw != nil {
+				v := reflect.New(req)
+				if err := decodeStrict(raw, v.Interface()); err != nil {
+					return nil, err
+				}
+				if d, ok := v.Interface().(*DisputeRequest); ok && d.Reason == "" {
+					return nil, BadRequest("reason is required")
+				}
+			}
+			return c.h.b.CommitmentAction(c.ctx(), c.p.Agent, c.params["commitmentId"], action, raw)
+		},
+	}
+}
+
+func (rt *route) parse() {
+	rt.greedy = -1
+	for i, s := range strings.Split(strings.TrimPrefix(rt.Path, "/"), "/") {
+		if strings.HasPrefix(s, "{") && strings.HasSuffix(s, "}") {
+			name := s[1 : len(s)-1]
+			if n, ok := strings.CutSuffix(name, "..."); ok {
+				if rt.greedy >= 0 {
+					panic("api: two {param...} segments in " + rt.Path)
+				}
+				rt.greedy = i
+				name = n
+			}
+			rt.segs = append(rt.segs, pathSeg{param: name})
+			continue
+		}
+		rt.segs = append(rt.segs, pathSeg{lit: s})
+	}
+	if (rt.json == nil) == (rt.raw == nil) {
+		panic("api: route needs exactly one of json and raw: " + rt.Path)
+	}
+}
+
+func discoverQuery(q url.Values) (DiscoverQuery, error) {
+	var d DiscoverQuery
+	d.Capability = q.Get("capability")
+	if d.Capability == "" {
+		return d, BadRequest("capability is required")
+	}
+	if s := q.Get("min_trust"); s != "" {
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil || v < 0 || v > 100 {
+			return d, BadRequest("min_trust must be a number from 0 to 100")
+		}
+		d.MinTrust = v
+	}
+	limit, err := uintParam(q, "limit", defaultDiscoverLimit, maxDiscoverLimit)
+	if err != nil {
+		return d, err
+	}
+	d.Limit = int(limit)
+	return d, nil
+}
+
+// uintParam parses a non-negative integer query parameter; absent → def;
+// max > 0 caps it (a larger value is lowered to max).
+func uintParam(q url.Values, name string, def, max uint64) (uint64, error) {
+	s := q.Get(name)
+	if s == "" {
+		return def, nil
+	}
+	v, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, BadRequest("%s must be a non-negative integer", name)
+	}
+	if max > 0 && v > max {
+		v = max
+	}
+	if max > 0 && v == 0 {
+		return 0, BadRequest("%s must be at least 1", name)
+	}
+	return v, nil
+}
