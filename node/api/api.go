@@ -30,6 +30,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aspnode/asp/protocol"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -281,7 +282,8 @@ type ErrorDetail struct {
 	Message string `json:"message"`
 }
 
-// coder is an error carrying an ASP error code.
+// coder is an error carrying its own ASP error code (checked before
+// protocol.ErrorCode, so other packages can type their errors).
 type coder interface{ ASPCode() string }
 
 // toError turns any error into an *Error.
@@ -310,13 +312,13 @@ func toError(err error) *Error {
 	return Internal(err)
 }
 
-// errorCode is the ASP code of err, or "".
+// errorCode is the ASP code of err: its own (coder), else protocol's.
 func errorCode(err error) string {
 	var c coder
 	if errors.As(err, &c) {
 		return c.ASPCode()
 	}
-	return ""
+	return protocol.ErrorCode(err)
 }
 
 // statusForCode maps an ASP error code to an HTTP status.
@@ -328,7 +330,8 @@ func statusForCode(code string) int {
 		return http.StatusForbidden
 	case CodeNotFound:
 		return http.StatusNotFound
-	case CodeInvalidTransition, CodeDuplicate, CodeEscalationRequired:
+	case CodeInvalidTransition, CodeDuplicate, CodeEscalationRequired,
+		protocol.CodeReplay, protocol.CodeConflict, protocol.CodeStaleOffer:
 		return http.StatusConflict
 	case CodeTimeout:
 		return http.StatusGatewayTimeout
@@ -336,6 +339,8 @@ func statusForCode(code string) int {
 		return http.StatusMethodNotAllowed
 	case CodeUnsupported:
 		return http.StatusNotImplemented
+	case CodeUnavailable:
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }

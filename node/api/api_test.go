@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -13,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aspnode/asp/protocol"
 )
 
 type harness struct {
@@ -297,6 +300,15 @@ func TestToError(t *testing.T) {
 		{codedErr{CodeBadRequest, "float"}, 400, CodeBadRequest},
 		{codedErr{CodeEscalationRequired, "human"}, 409, CodeEscalationRequired},
 		{context.DeadlineExceeded, 504, CodeTimeout},
+		{fmt.Errorf("step: %w", protocol.ErrInvalidTransition), 409, CodeInvalidTransition},
+		{fmt.Errorf("step: %w", protocol.ErrOwnOffer), 409, CodeInvalidTransition},
+		{fmt.Errorf("verify: %w", protocol.ErrBadSignature), 400, CodeInvalidSignature},
+		{fmt.Errorf("terms: %w", protocol.ErrFloat), 400, CodeBadRequest},
+		{fmt.Errorf("step: %w", protocol.ErrNotParty), 403, CodeUnauthorized},
+		{fmt.Errorf("step: %w", protocol.ErrDuplicate), 409, CodeDuplicate},
+		{fmt.Errorf("step: %w", protocol.ErrStaleOffer), 409, protocol.CodeStaleOffer},
+		{fmt.Errorf("step: %w", protocol.ErrTimeout), 504, CodeTimeout},
+		{fmt.Errorf("step: %w", protocol.ErrPolicyViolation), 403, CodePolicyViolation},
 		{io.EOF, 500, CodeInternal},
 	} {
 		e := toError(tc.err)

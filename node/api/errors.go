@@ -19,6 +19,7 @@ const (
 	CodeTimeout                = "timeout"
 	CodeMethodNotAllowed       = "method_not_allowed"
 	CodeUnsupported            = "unsupported"
+	CodeUnavailable            = "unavailable"
 	CodeInternal               = "internal"
 )
 
