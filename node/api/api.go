@@ -27,6 +27,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -164,7 +166,8 @@ func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w}
-	rt, params, err := h.match(r)
+	start := time.Now()
+	rt, params, allow := h.match(r)
 	label := "unmatched"
 	if rt != nil {
 		label = rt.Method + " " + rt.Path
@@ -179,10 +182,18 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				h.writeError(sw, Internal(fmt.Errorf("panic: %v", v)))
 			}
 		}
-		h.requests.WithLabelValues(label, fmt.Sprint(sw.status)).Inc()
+		h.requests.WithLabelValues(label, strconv.Itoa(sw.status)).Inc()
+		h.cfg.logger.Debug("api: request", "method", r.Method, "path", r.URL.Path, "route", label,
+			"status", sw.status, "duration", time.Since(start))
 	}()
-	if err != nil {
-		h.writeError(sw, err)
+	if rt == nil {
+		if allow != nil {
+			sw.Header().Set("Allow", strings.Join(allow, ", "))
+			h.writeError(sw, Errorf(http.StatusMethodNotAllowed, CodeMethodNotAllowed,
+				"method %s not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allow, ", ")))
+			return
+		}
+		h.writeError(sw, NotFound("no such endpoint: %s %s", r.Method, r.URL.Path))
 		return
 	}
 	p, err := h.authenticate(r)
@@ -428,13 +439,11 @@ func jsonErrText(err error) string {
 	return strings.TrimPrefix(err.Error(), "json: ")
 }
 
-// match finds the route for r and its path parameters (unescaped).
-func (h *handler) match(r *http.Request) (*route, map[string]string, error) {
+// match finds the route for r and its path parameters (unescaped). When
+// the path exists but not for r.Method, allow lists the methods it has.
+func (h *handler) match(r *http.Request) (rt *route, params map[string]string, allow []string) {
 	segs := strings.Split(strings.TrimPrefix(r.URL.EscapedPath(), "/"), "/")
-	var allow []string
-	var best *route
-	var bestParams map[string]string
-	for pass := 0; pass < 2 && best == nil; pass++ {
+	for pass := 0; pass < 2; pass++ {
 		// Pass 0 tries exact routes, pass 1 routes with a multi-segment
 		// parameter (agent ids sent unescaped).
 		for _, rt := range h.routes {
@@ -446,23 +455,15 @@ func (h *handler) match(r *http.Request) (*route, map[string]string, error) {
 				continue
 			}
 			if rt.Method != r.Method {
-				allow = append(allow, rt.Method)
+				if !slices.Contains(allow, rt.Method) {
+					allow = append(allow, rt.Method)
+				}
 				continue
 			}
-			best, bestParams = rt, params
-			break
+			return rt, params, nil
 		}
 	}
-	if best != nil {
-		return best, bestParams, nil
-	}
-	if len(allow) > 0 {
-		if r.Method == http.MethodOptions {
-			return nil, nil, Errorf(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "allowed: %s", strings.Join(allow, ", "))
-		}
-		return nil, nil, Errorf(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "method %s not allowed here (allowed: %s)", r.Method, strings.Join(allow, ", "))
-	}
-	return nil, nil, NotFound("no such endpoint: %s %s", r.Method, r.URL.Path)
+	return nil, nil, allow
 }
 
 // matchPath matches the escaped path segments against the route pattern.

@@ -276,7 +276,11 @@ func TestErrorMapping(t *testing.T) {
 	h.expect(h.do("GET", "/v1/discover?capability=slow", buyerToken, ""), 504, CodeTimeout)
 	h.expect(h.do("GET", "/v1/nothing", buyerToken, ""), 404, CodeNotFound)
 	h.expect(h.do("GET", "/v1/nothing", "", ""), 404, CodeNotFound)
-	h.expect(h.do("PUT", "/v1/node", buyerToken, ""), 405, CodeMethodNotAllowed)
+	r405 := h.do("PUT", "/v1/sessions", buyerToken, "")
+	h.expect(r405, 405, CodeMethodNotAllowed)
+	if got := r405.header.Get("Allow"); got != "GET, POST" {
+		t.Fatalf("Allow %q", got)
+	}
 	h.expect(h.do("GET", "/v1/agents/"+esc(eve)+"/card", buyerToken, ""), 404, CodeNotFound)
 	h.expect(h.do("GET", "/v1/sessions/", buyerToken, ""), 404, CodeNotFound)
 
