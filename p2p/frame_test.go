@@ -1,0 +1,162 @@
+package p2p
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"testing"
+	"testing/iotest"
+)
+
+func TestFrameRoundTrip(t *testing.T) {
+	for _, n := range []int{0, 1, 127, 128, 16383, 16384, 70000, MaxFrameSize} {
+		payload := bytes.Repeat([]byte{0xa5}, n)
+		var buf bytes.Buffer
+		if err := WriteFrame(&buf, payload); err != nil {
+			t.Fatalf("%d: %v", n, err)
+		}
+		if want := uvarintLen(uint64(n)) + n; buf.Len() != want {
+			t.Fatalf("%d: frame is %d bytes, want %d", n, buf.Len(), want)
+		}
+		// Through a reader that is not an io.ByteReader and returns one
+		// byte at a time.
+		got, err := ReadFrame(iotest.OneByteReader(bytes.NewReader(buf.Bytes())), 0)
+		if err != nil {
+			t.Fatalf("%d: %v", n, err)
+		}
+		if !bytes.Equal(got, payload) {
+			t.Fatalf("%d: payload differs", n)
+		}
+	}
+}
+
+func TestFrameSequenceAndEOF(t *testing.T) {
+	var buf bytes.Buffer
+	for _, s := range []string{"a", "", "bc"} {
+		if err := WriteFrame(&buf, []byte(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := bufio.NewReader(&buf)
+	for _, want := range []string{"a", "", "bc"} {
+		got, err := ReadFrame(r, 0)
+		if err != nil || string(got) != want {
+			t.Fatalf("got %q, %v; want %q", got, err, want)
+		}
+	}
+	if _, err := ReadFrame(r, 0); err != io.EOF {
+		t.Fatalf("at end: got %v, want io.EOF", err)
+	}
+}
+
+func TestWriteFrameTooLarge(t *testing.T) {
+	var buf bytes.Buffer
+	err := WriteFrame(&buf, make([]byte, MaxFrameSize+1))
+	if !errors.Is(err, ErrFrameTooLarge) {
+		t.Fatalf("got %v, want ErrFrameTooLarge", err)
+	}
+	if buf.Len() != 0 {
+		t.Fatal("an oversized frame was partly written")
+	}
+}
+
+func TestReadFrameRefusals(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		in        []byte
+		max       int
+		want      error
+		truncated bool
+	}{
+		{name: "oversize", in: appendUvarint(nil, MaxFrameSize+1), want: ErrFrameTooLarge},
+		{name: "over caller cap", in: append(appendUvarint(nil, 11), make([]byte, 11)...), max: 10, want: ErrFrameTooLarge},
+		{name: "prefix too long", in: []byte{0x80, 0x80, 0x80, 0x80, 0x01}, want: ErrMalformedFrame},
+		{name: "garbage", in: bytes.Repeat([]byte{0xff}, 16), want: ErrMalformedFrame},
+		{name: "not minimal", in: []byte{0x81, 0x00, 0x00}, want: ErrMalformedFrame},
+		{name: "truncated prefix", in: []byte{0x81}, want: ErrMalformedFrame, truncated: true},
+		{name: "truncated payload", in: []byte{0x05, 'a', 'b'}, want: ErrMalformedFrame, truncated: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ReadFrame(bytes.NewReader(tc.in), tc.max)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+			if tc.truncated && !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Fatalf("got %v, want it to match io.ErrUnexpectedEOF too", err)
+			}
+		})
+	}
+}
+
+func TestReadFrameDoesNotReadOversizedPayload(t *testing.T) {
+	in := append(appendUvarint(nil, MaxFrameSize+1), 'x')
+	r := bytes.NewReader(in)
+	if _, err := ReadFrame(r, 0); !errors.Is(err, ErrFrameTooLarge) {
+		t.Fatal(err)
+	}
+	if r.Len() != 1 {
+		t.Fatalf("%d bytes left unread, want 1 (the payload untouched)", r.Len())
+	}
+}
+
+func TestRemoteErrorEncoding(t *testing.T) {
+	for _, e := range []*RemoteError{
+		{Code: "invalid_transition", Message: "ACCEPT after CLOSE"},
+		{Code: "", Message: ""},
+		{Code: "x", Message: string(bytes.Repeat([]byte("m"), 300))},
+	} {
+		_, err := decodeResponse(encodeRemoteError(e))
+		var got *RemoteError
+		if !errors.As(err, &got) || *got != *e {
+			t.Fatalf("got %#v, want %#v", err, e)
+		}
+	}
+	for _, bad := range [][]byte{{}, {7}, {statusError}, {statusError, 5, 'a'}, {statusError, 0x80, 0x80, 0x01}} {
+		if _, err := decodeResponse(bad); !errors.Is(err, ErrMalformedFrame) {
+			t.Fatalf("%x: got %v, want ErrMalformedFrame", bad, err)
+		}
+	}
+}
+
+func FuzzReadFrame(f *testing.F) {
+	f.Add([]byte{0})
+	f.Add([]byte{3, 'a', 'b', 'c'})
+	f.Add([]byte{0x80, 0x01})
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		r := bytes.NewReader(in)
+		got, err := ReadFrame(r, 1<<16)
+		if err != nil {
+			return
+		}
+		// Whatever was accepted re-encodes to exactly the bytes consumed.
+		var buf bytes.Buffer
+		if err := WriteFrame(&buf, got); err != nil {
+			t.Fatal(err)
+		}
+		consumed := in[:len(in)-r.Len()]
+		if !bytes.Equal(buf.Bytes(), consumed) {
+			t.Fatalf("re-encoding %x gives %x", consumed, buf.Bytes())
+		}
+	})
+}
+
+func FuzzDecodeResponse(f *testing.F) {
+	f.Add([]byte{statusOK, 'x'})
+	f.Add(encodeRemoteError(&RemoteError{Code: "c", Message: "m"}))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		resp, err := decodeResponse(in)
+		var re *RemoteError
+		switch {
+		case err == nil:
+			if !bytes.Equal(append([]byte{statusOK}, resp...), in) {
+				t.Fatal("OK response does not round-trip")
+			}
+		case errors.As(err, &re):
+			if len(in) < 64<<10 && len(re.Code) <= 256 && !bytes.Equal(encodeRemoteError(re), in) {
+				t.Fatalf("remote error %x does not round-trip", in)
+			}
+		}
+	})
+}

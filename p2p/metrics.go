@@ -1,0 +1,69 @@
+package p2p
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Reasons a frame is refused, as the "reason" label of
+// asp_p2p_frames_refused_total.
+const (
+	RefusedOversize  = "oversize"
+	RefusedMalformed = "malformed"
+)
+
+type metrics struct {
+	refused       *prometheus.CounterVec // protocol, reason
+	handlerErrors *prometheus.CounterVec // protocol
+	idleResets    *prometheus.CounterVec // protocol
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "asp", Subsystem: "p2p", Name: "frames_refused_total",
+			Help: "Frames refused from peers (the stream was reset and no handler ran), by protocol and reason (oversize, malformed).",
+		}, []string{"protocol", "reason"}),
+		handlerErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "asp", Subsystem: "p2p", Name: "handler_errors_total",
+			Help: "Requests whose handler returned an error, sent back to the peer as a remote error, by protocol.",
+		}, []string{"protocol"}),
+		idleResets: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "asp", Subsystem: "p2p", Name: "idle_resets_total",
+			Help: "Served streams reset because no complete frame arrived within the idle timeout, by protocol.",
+		}, []string{"protocol"}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	var err error
+	m.refused, err = register(reg, m.refused)
+	if err != nil {
+		return nil, err
+	}
+	m.handlerErrors, err = register(reg, m.handlerErrors)
+	if err != nil {
+		return nil, err
+	}
+	m.idleResets, err = register(reg, m.idleResets)
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// register registers c on reg, or returns the collector already registered
+// there under the same name (several hosts in one process share it).
+func register(reg prometheus.Registerer, c *prometheus.CounterVec) (*prometheus.CounterVec, error) {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
+				return existing, nil
+			}
+		}
+		return nil, err
+	}
+	return c, nil
+}
