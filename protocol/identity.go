@@ -3,6 +3,7 @@ package protocol
 import (
 	"bytes"
 	"crypto/ed25519"
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"slices"
@@ -119,10 +120,10 @@ type Certificate struct {
 // wireCertificate is the canonical form of a Certificate, in CBOR and JSON.
 type wireCertificate struct {
 	AgentID      string   `cbor:"agentId" json:"agentId"`
-	PublicKey    []byte   `cbor:"publicKey" json:"publicKey"`
+	PublicKey    b64      `cbor:"publicKey" json:"publicKey"`
 	Capabilities []string `cbor:"capabilities" json:"capabilities"`
 	NotAfter     string   `cbor:"notAfter" json:"notAfter"`
-	Signature    []byte   `cbor:"signature,omitempty" json:"signature,omitempty"`
+	Signature    b64      `cbor:"signature,omitempty" json:"signature,omitempty"`
 }
 
 func (c *Certificate) wire() wireCertificate {
@@ -149,7 +150,7 @@ func (w *wireCertificate) cert() (*Certificate, error) {
 		PublicKey:    w.PublicKey,
 		Capabilities: w.Capabilities,
 		NotAfter:     t,
-		Signature:    w.Signature,
+		Signature:    nilIfEmpty([]byte(w.Signature)),
 	}, nil
 }
 
@@ -248,6 +249,23 @@ func (c *Certificate) HasCapability(cap string) bool { return slices.Contains(c.
 
 // MarshalCBOR encodes the certificate canonically.
 func (c *Certificate) MarshalCBOR() ([]byte, error) { return canonical(c.wire()) }
+
+// MarshalJSON encodes the certificate in its JSON form.
+func (c *Certificate) MarshalJSON() ([]byte, error) { return json.Marshal(c.wire()) }
+
+// UnmarshalJSON decodes a certificate strictly.
+func (c *Certificate) UnmarshalJSON(b []byte) error {
+	var w wireCertificate
+	if err := strictJSON(b, &w); err != nil {
+		return err
+	}
+	x, err := w.cert()
+	if err != nil {
+		return err
+	}
+	*c = *x
+	return nil
+}
 
 // UnmarshalCBOR decodes a certificate.
 func (c *Certificate) UnmarshalCBOR(b []byte) error {

@@ -1,0 +1,1028 @@
+package protocol
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+)
+
+// State is a session state, after ASP.
+type State string
+
+// Session states.
+const (
+	StateIdle       State = "IDLE"       // created; nothing sent
+	StateInvited    State = "INVITED"    // invitation sent, awaiting ACCEPT or REJECT
+	StateIntroduced State = "INTRODUCED" // invitation accepted
+	StateConversing State = "CONVERSING" // talking, no open offer
+	StateAgreeing   State = "AGREEING"   // an offer (PROPOSE, COUNTER or COMMIT) is open
+	StateExecuting  State = "EXECUTING"  // at least one commitment exists, no open offer
+	StateEscalated  State = "ESCALATED"  // paused until an INFORM "resume"
+	StateClosed     State = "CLOSED"     // ended normally (terminal)
+	StateFailed     State = "FAILED"     // ended abnormally (terminal)
+)
+
+// Terminal reports whether no envelope can follow.
+func (s State) Terminal() bool { return s == StateClosed || s == StateFailed }
+
+// OfferStatus is the status of an offer (PROPOSE, COUNTER or COMMIT).
+type OfferStatus string
+
+// Offer statuses. Only an open offer can be accepted, rejected, countered
+// or withdrawn.
+const (
+	OfferOpen       OfferStatus = "open"
+	OfferAccepted   OfferStatus = "accepted"
+	OfferRejected   OfferStatus = "rejected"
+	OfferCountered  OfferStatus = "countered"
+	OfferWithdrawn  OfferStatus = "withdrawn"
+	OfferSuperseded OfferStatus = "superseded" // a newer PROPOSE or COMMIT replaced it
+	OfferExpired    OfferStatus = "expired"    // validUntil passed
+	OfferClosed     OfferStatus = "closed"     // the session ended while it was open
+)
+
+// Config parameterises a session. The zero value means the defaults.
+type Config struct {
+	// InviteTimeout is how long an invitation waits for ACCEPT or REJECT,
+	// measured from its timestamp. Default 30 s.
+	InviteTimeout time.Duration
+	// FreshnessWindow bounds |envelope timestamp - now| in Step. Default 5 min.
+	FreshnessWindow time.Duration
+	// MaxMessages bounds a transcript. Default 10000.
+	MaxMessages int
+}
+
+// Defaults of Config.
+const (
+	DefaultInviteTimeout   = 30 * time.Second
+	DefaultFreshnessWindow = 5 * time.Minute
+	DefaultMaxMessages     = 10000
+)
+
+func (c Config) withDefaults() Config {
+	if c.InviteTimeout <= 0 {
+		c.InviteTimeout = DefaultInviteTimeout
+	}
+	if c.FreshnessWindow <= 0 {
+		c.FreshnessWindow = DefaultFreshnessWindow
+	}
+	if c.MaxMessages <= 0 {
+		c.MaxMessages = DefaultMaxMessages
+	}
+	return c
+}
+
+// OfferChange reports an offer whose status changed.
+type OfferChange struct {
+	ID     string // messageId of the offer
+	Status OfferStatus
+}
+
+// Effects is what a Step or Tick did. The caller records and sends: the
+// package itself does nothing.
+type Effects struct {
+	Envelope   *Envelope     // the envelope appended to the transcript; nil from Tick
+	Hash       [32]byte      // its integrity hash (the new head)
+	From, To   State         // session state before and after
+	Commitment *Commitment   // a commitment born of this step (state PENDING), or nil
+	Offers     []OfferChange // offers opened or closed, in order
+	Reason     string        // why the state changed without an envelope (Tick), or ""
+}
+
+// Changed reports whether anything happened.
+func (e Effects) Changed() bool {
+	return e.Envelope != nil || e.From != e.To || len(e.Offers) > 0
+}
+
+type offer struct {
+	id         string
+	env        *Envelope
+	hash       [32]byte
+	by         int // party index of the offerer
+	terms      Terms
+	validUntil time.Time
+	status     OfferStatus
+	amends     string
+}
+
+type certEntry struct {
+	cert *Certificate
+}
+
+// Session is one negotiation between two agents: a deterministic state
+// machine over a hash-chained transcript of signed envelopes. It performs
+// no I/O, reads no clock and starts no goroutine; it is not safe for
+// concurrent use (drive each session from one goroutine).
+//
+// Step and Tick either apply completely or, on error, leave the session
+// unchanged.
+type Session struct {
+	cfg     Config
+	id      string
+	parties [2]AgentID // initiator, responder
+	names   [2]string
+	created time.Time
+
+	state  State
+	resume State // state to return to from ESCALATED
+	reason string
+
+	transcript []*Envelope
+	hashes     [][32]byte
+	head       [32]byte
+	lastTime   time.Time
+	seq        [2]uint64
+	byID       map[string]int
+
+	invitation string
+	invitedAt  time.Time
+	offers     map[string]*offer
+	offerOrder []string
+	open       string
+
+	commitments []*Commitment
+	certs       map[string]certEntry // verified certificates by signature
+}
+
+// NewSession returns a session in state IDLE between initiator and
+// responder. created is informational (truncated to milliseconds). The id
+// must satisfy ValidSessionID and the parties must differ; NewSession
+// panics otherwise (use SessionFromInvitation for ids from the network).
+func NewSession(cfg Config, id string, initiator, responder AgentID, created time.Time) *Session {
+	if err := ValidSessionID(id); err != nil {
+		panic(err)
+	}
+	if err := initiator.Validate(); err != nil {
+		panic(err)
+	}
+	if err := responder.Validate(); err != nil {
+		panic(err)
+	}
+	if initiator == responder {
+		panic("protocol: a session needs two different agents")
+	}
+	return &Session{
+		cfg:     cfg.withDefaults(),
+		id:      id,
+		parties: [2]AgentID{initiator, responder},
+		names:   [2]string{initiator.String(), responder.String()},
+		created: Millis(created),
+		state:   StateIdle,
+		byID:    map[string]int{},
+		offers:  map[string]*offer{},
+		certs:   map[string]certEntry{},
+	}
+}
+
+// SessionFromInvitation creates the responder's copy of a session from a
+// received invitation and steps it: the result is INVITED.
+func SessionFromInvitation(cfg Config, inv *Envelope, now time.Time) (*Session, Effects, error) {
+	if inv == nil {
+		return nil, Effects{}, fmt.Errorf("%w: no envelope", ErrMalformed)
+	}
+	if err := inv.check(); err != nil {
+		return nil, Effects{}, err
+	}
+	if b, ok := inv.Body.(*ProposeBody); !ok || !b.IsInvitation() {
+		return nil, Effects{}, fmt.Errorf("%w: first envelope of a session must be a session-invitation", ErrInvalidTransition)
+	}
+	from, _ := ParseAgentID(inv.Sender)
+	to, _ := ParseAgentID(inv.Recipient)
+	s := NewSession(cfg, inv.SessionID, from, to, inv.Timestamp)
+	eff, err := s.Step(inv, now)
+	if err != nil {
+		return nil, Effects{}, err
+	}
+	return s, eff, nil
+}
+
+// ID returns the session id.
+func (s *Session) ID() string { return s.id }
+
+// Config returns the session's configuration, defaults filled in.
+func (s *Session) Config() Config { return s.cfg }
+
+// Parties returns the initiator and the responder.
+func (s *Session) Parties() (initiator, responder AgentID) { return s.parties[0], s.parties[1] }
+
+// Created returns the creation time given to NewSession.
+func (s *Session) Created() time.Time { return s.created }
+
+// State returns the current state.
+func (s *Session) State() State { return s.state }
+
+// Reason explains a FAILED or CLOSED state ("" otherwise).
+func (s *Session) Reason() string { return s.reason }
+
+// Head returns the integrity hash of the last envelope (32 zero bytes
+// before the first).
+func (s *Session) Head() [32]byte { return s.head }
+
+// Len returns the number of envelopes in the transcript.
+func (s *Session) Len() int { return len(s.transcript) }
+
+// Transcript returns the envelopes applied, in order. The slice is a copy;
+// the envelopes are shared and must not be modified.
+func (s *Session) Transcript() []*Envelope { return slices.Clone(s.transcript) }
+
+// Envelope returns the applied envelope with the given messageId.
+func (s *Session) Envelope(messageID string) (*Envelope, bool) {
+	i, ok := s.byID[messageID]
+	if !ok {
+		return nil, false
+	}
+	return s.transcript[i], true
+}
+
+// OpenOffer returns the open offer (a PROPOSE, COUNTER or COMMIT), if any.
+func (s *Session) OpenOffer() (*Envelope, bool) {
+	if s.open == "" {
+		return nil, false
+	}
+	return s.offers[s.open].env, true
+}
+
+// OpenTerms returns the terms of the open offer, if any.
+func (s *Session) OpenTerms() (Terms, bool) {
+	if s.open == "" {
+		return Terms{}, false
+	}
+	return s.offers[s.open].terms, true
+}
+
+// Offer returns the status of the offer with the given messageId.
+func (s *Session) Offer(messageID string) (OfferStatus, bool) {
+	o, ok := s.offers[messageID]
+	if !ok {
+		return "", false
+	}
+	return o.status, true
+}
+
+// Commitments returns the commitments born in this session, in order, as
+// they were created (state PENDING). Their later life (receipts, actions)
+// is the caller's: see Commitment.
+func (s *Session) Commitments() []*Commitment { return slices.Clone(s.commitments) }
+
+// Commitment returns the commitment of this session with the given id.
+func (s *Session) Commitment(id string) (*Commitment, bool) {
+	for _, c := range s.commitments {
+		if c.ID == id {
+			return c, true
+		}
+	}
+	return nil, false
+}
+
+// NextSequence returns the sequence number sender's next envelope must
+// carry (0 if sender is not a party).
+func (s *Session) NextSequence(sender AgentID) uint64 {
+	i := s.party(sender.String())
+	if i < 0 {
+		return 0
+	}
+	return s.seq[i] + 1
+}
+
+// IsParty reports whether a is the initiator or the responder.
+func (s *Session) IsParty(a AgentID) bool { return s.party(a.String()) >= 0 }
+
+// Counterparty returns the other party of a.
+func (s *Session) Counterparty(a AgentID) (AgentID, bool) {
+	i := s.party(a.String())
+	if i < 0 {
+		return AgentID{}, false
+	}
+	return s.parties[1-i], true
+}
+
+func (s *Session) party(name string) int {
+	switch name {
+	case s.names[0]:
+		return 0
+	case s.names[1]:
+		return 1
+	}
+	return -1
+}
+
+// settled is the state with no open offer.
+func (s *Session) settled() State {
+	if len(s.commitments) > 0 {
+		return StateExecuting
+	}
+	return StateConversing
+}
+
+// ---- time ----
+
+// lapse is the effect of time alone at instant t.
+type lapse struct {
+	inviteTimedOut bool
+	offerExpired   string
+}
+
+func (s *Session) lapseAt(t time.Time) lapse {
+	var l lapse
+	if s.state == StateInvited && t.Sub(s.invitedAt) > s.cfg.InviteTimeout {
+		l.inviteTimedOut = true
+	}
+	if s.open != "" {
+		if o := s.offers[s.open]; !o.validUntil.IsZero() && t.After(o.validUntil) {
+			l.offerExpired = s.open
+		}
+	}
+	return l
+}
+
+// Tick advances time to now: an invitation unanswered for InviteTimeout
+// fails the session; an open offer past its validUntil expires. It never
+// moves time backwards and never fails.
+func (s *Session) Tick(now time.Time) Effects {
+	now = Millis(now)
+	eff := Effects{From: s.state, To: s.state}
+	l := s.lapseAt(now)
+	s.applyLapse(l, &eff)
+	eff.To = s.state
+	return eff
+}
+
+func (s *Session) applyLapse(l lapse, eff *Effects) {
+	if l.inviteTimedOut {
+		s.state = StateFailed
+		s.reason = "invitation timed out"
+		eff.Reason = s.reason
+	}
+	if l.offerExpired != "" {
+		s.offers[l.offerExpired].status = OfferExpired
+		s.open = ""
+		eff.Offers = append(eff.Offers, OfferChange{l.offerExpired, OfferExpired})
+		switch s.state {
+		case StateAgreeing:
+			s.state = s.settled()
+		case StateEscalated:
+			if s.resume == StateAgreeing {
+				s.resume = s.settled()
+			}
+		}
+		if eff.Reason == "" {
+			eff.Reason = "offer expired"
+		}
+	}
+}
+
+// ---- Prepare ----
+
+// Prepare builds sender's next envelope: header filled (version, a UUIDv7
+// messageId from the timestamp and rnd, sequence number, recipient,
+// previousHash = Head), timestamp = now truncated to milliseconds (or the
+// previous envelope's timestamp if that is later), and the body completed
+// with its defaults:
+//
+//   - PROPOSE without Type: an invitation in IDLE, an offer otherwise; an
+//     offer's terms are completed from the latest offer's (Terms.With).
+//   - COUNTER and COMMIT: referenceId defaults to the open offer, terms are
+//     completed from the referenced (or latest) offer's.
+//   - ACCEPT, REJECT, WITHDRAW: referenceId defaults to the open offer (or
+//     the invitation); ACCEPT also gets the referenced envelope's hash.
+//
+// body may be nil (an empty body of p). The caller's body is not modified.
+// Prepare checks that the move is legal now, so an illegal move fails
+// before anything is signed; the envelope is unsigned and has no
+// certificate: set them with Seal (or Certificate and Sign), then Step.
+func (s *Session) Prepare(sender AgentID, p Performative, body Body, now time.Time, rnd io.Reader) (*Envelope, error) {
+	si := s.party(sender.String())
+	if si < 0 {
+		return nil, fmt.Errorf("%w: %s in session %s", ErrNotParty, sender, s.id)
+	}
+	if !p.Valid() {
+		return nil, fmt.Errorf("%w: performative %q", ErrMalformed, p)
+	}
+	ts := Millis(now)
+	if ts.Before(s.lastTime) {
+		ts = s.lastTime
+	}
+	b, err := s.fillBody(p, body, ts)
+	if err != nil {
+		return nil, err
+	}
+	id, err := NewMessageID(ts, rnd)
+	if err != nil {
+		return nil, err
+	}
+	env := &Envelope{
+		Version:        Version,
+		MessageID:      id,
+		SessionID:      s.id,
+		SequenceNumber: s.seq[si] + 1,
+		Timestamp:      ts,
+		Sender:         s.names[si],
+		Recipient:      s.names[1-si],
+		Performative:   p,
+		Body:           b,
+	}
+	env.Integrity.PreviousHash = s.head
+	if err := env.check(); err != nil {
+		return nil, err
+	}
+	if _, err := s.plan(env, [32]byte{}); err != nil {
+		return nil, err
+	}
+	return env, nil
+}
+
+func (s *Session) latestTerms() (Terms, bool) {
+	if s.open != "" {
+		return s.offers[s.open].terms, true
+	}
+	if n := len(s.offerOrder); n > 0 {
+		return s.offers[s.offerOrder[n-1]].terms, true
+	}
+	return Terms{}, false
+}
+
+func (s *Session) refTerms(ref string) (Terms, bool) {
+	if o, ok := s.offers[ref]; ok {
+		return o.terms, true
+	}
+	return s.latestTerms()
+}
+
+// fillBody returns a copy of body with defaults filled in.
+func (s *Session) fillBody(p Performative, body Body, ts time.Time) (Body, error) {
+	if body == nil {
+		w, err := newWireBody(p)
+		if err != nil {
+			return nil, err
+		}
+		if body, err = bodyFromWire(w); err != nil {
+			return nil, err
+		}
+	}
+	if body.Performative() != p {
+		return nil, fmt.Errorf("%w: %T is not a %s body", ErrMalformed, body, p)
+	}
+	// Copy through the wire form so the caller's value is never aliased.
+	raw, err := canonical(body.wire())
+	if err != nil {
+		return nil, err
+	}
+	w, _ := newWireBody(p)
+	if err := decMode.Unmarshal(raw, w); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if body, err = bodyFromWire(w); err != nil {
+		return nil, err
+	}
+	defaultRef := func() string {
+		if s.open != "" {
+			return s.open
+		}
+		if s.state == StateInvited {
+			return s.invitation
+		}
+		return ""
+	}
+	switch b := body.(type) {
+	case *ProposeBody:
+		if b.Type == "" {
+			if s.state == StateIdle {
+				b.Type = InvitationType
+			} else {
+				b.Type = OfferType
+			}
+		}
+		if b.Terms != nil {
+			if base, ok := s.latestTerms(); ok {
+				t := base.With(*b.Terms)
+				b.Terms = &t
+			}
+		}
+	case *CounterBody:
+		if b.ReferenceID == "" {
+			b.ReferenceID = s.open
+		}
+		if base, ok := s.refTerms(b.ReferenceID); ok {
+			b.Terms = base.With(b.Terms)
+		}
+		if o, ok := s.offers[b.ReferenceID]; ok && b.Amends == "" {
+			b.Amends = o.amends
+		}
+	case *CommitBody:
+		if b.ReferenceID == "" {
+			b.ReferenceID = s.open
+		}
+		if base, ok := s.refTerms(b.ReferenceID); ok {
+			b.Terms = base.With(b.Terms)
+		}
+	case *AcceptBody:
+		if b.ReferenceID == "" {
+			b.ReferenceID = defaultRef()
+		}
+		if len(b.ReferenceHash) == 0 {
+			if i, ok := s.byID[b.ReferenceID]; ok {
+				h := s.hashes[i]
+				b.ReferenceHash = h[:]
+			}
+		}
+	case *RejectBody:
+		if b.ReferenceID == "" {
+			b.ReferenceID = defaultRef()
+		}
+	case *WithdrawBody:
+		if b.ReferenceID == "" {
+			b.ReferenceID = defaultRef()
+		}
+	}
+	return body, nil
+}
+
+// ---- Step ----
+
+// Step verifies env and applies it. It checks, in order: well-formedness
+// and version; the session id; duplicates (the same messageId and content
+// already applied: ErrDuplicate; the same messageId with other content:
+// ErrReplay); that sender and recipient are the two parties; the sender's
+// certificate (issued by the organisation in the sender's id, valid at the
+// envelope's timestamp); the integrity hash and the signature; the
+// sequence number (next for this sender: lower is ErrReplay, higher
+// ErrSequenceGap); previousHash = Head (else ErrChainMismatch); the
+// timestamp (not before the previous envelope's, and within
+// FreshnessWindow of now); and finally the legality of the move. Time
+// effects (invitation timeout, offer expiry) are evaluated at the
+// envelope's timestamp, so two nodes stepping the same transcript agree.
+//
+// On error the session is unchanged.
+func (s *Session) Step(env *Envelope, now time.Time) (Effects, error) {
+	if env == nil {
+		return Effects{}, fmt.Errorf("%w: no envelope", ErrMalformed)
+	}
+	if err := env.check(); err != nil {
+		return Effects{}, err
+	}
+	if env.SessionID != s.id {
+		return Effects{}, fmt.Errorf("%w: %s is not %s", ErrWrongSession, env.SessionID, s.id)
+	}
+	h := env.Hash()
+	if i, ok := s.byID[env.MessageID]; ok {
+		if s.hashes[i] == h {
+			return Effects{}, fmt.Errorf("%w: %s", ErrDuplicate, env.MessageID)
+		}
+		return Effects{}, fmt.Errorf("%w: messageId %s reused with other content", ErrReplay, env.MessageID)
+	}
+	si := s.party(env.Sender)
+	if si < 0 || env.Recipient != s.names[1-si] {
+		return Effects{}, fmt.Errorf("%w: %s → %s in session %s", ErrNotParty, env.Sender, env.Recipient, s.id)
+	}
+	newCert, err := s.checkCertificate(env)
+	if err != nil {
+		return Effects{}, err
+	}
+	if err := env.verifySignature(h); err != nil {
+		return Effects{}, err
+	}
+	if want := s.seq[si] + 1; env.SequenceNumber != want {
+		if env.SequenceNumber < want {
+			return Effects{}, fmt.Errorf("%w: sequence %d from %s, next is %d", ErrReplay, env.SequenceNumber, env.Sender, want)
+		}
+		return Effects{}, fmt.Errorf("%w: sequence %d from %s, next is %d", ErrSequenceGap, env.SequenceNumber, env.Sender, want)
+	}
+	if env.Integrity.PreviousHash != s.head {
+		return Effects{}, fmt.Errorf("%w: message %s", ErrChainMismatch, env.MessageID)
+	}
+	if env.Timestamp.Before(s.lastTime) {
+		return Effects{}, fmt.Errorf("%w: %s before %s", ErrTimeRegressed, FormatTime(env.Timestamp), FormatTime(s.lastTime))
+	}
+	if d := env.Timestamp.Sub(now); d > s.cfg.FreshnessWindow || -d > s.cfg.FreshnessWindow {
+		return Effects{}, fmt.Errorf("%w: %s vs now %s", ErrNotFresh, FormatTime(env.Timestamp), FormatTime(now))
+	}
+	if len(s.transcript) >= s.cfg.MaxMessages {
+		return Effects{}, fmt.Errorf("%w: session has %d messages", ErrTooLarge, len(s.transcript))
+	}
+	pl, err := s.plan(env, h)
+	if err != nil {
+		return Effects{}, err
+	}
+	if newCert != nil {
+		s.certs[string(newCert.Signature)] = certEntry{newCert}
+	}
+	return s.apply(pl), nil
+}
+
+// checkCertificate verifies env's certificate, using the cache of
+// certificates already verified in this session. It returns the
+// certificate to add to the cache, if any.
+func (s *Session) checkCertificate(env *Envelope) (*Certificate, error) {
+	c := env.Certificate
+	if c == nil {
+		return nil, fmt.Errorf("%w: envelope carries no certificate", ErrBadCertificate)
+	}
+	if c.AgentID != env.Sender {
+		return nil, fmt.Errorf("%w: certificate of %s on a message from %s", ErrBadCertificate, c.AgentID, env.Sender)
+	}
+	if e, ok := s.certs[string(c.Signature)]; ok && sameCertificate(e.cert, c) {
+		if env.Timestamp.After(c.NotAfter) {
+			return nil, fmt.Errorf("%w: %s expired at %s", ErrCertificateExpired, c.AgentID, FormatTime(c.NotAfter))
+		}
+		return nil, nil
+	}
+	if err := c.Verify(env.Timestamp); err != nil {
+		return nil, err
+	}
+	cp := *c
+	cp.PublicKey = slices.Clone(c.PublicKey)
+	cp.Capabilities = slices.Clone(c.Capabilities)
+	cp.Signature = slices.Clone(c.Signature)
+	return &cp, nil
+}
+
+func sameCertificate(a, b *Certificate) bool {
+	return a.AgentID == b.AgentID && bytes.Equal(a.PublicKey, b.PublicKey) && a.NotAfter.Equal(b.NotAfter) &&
+		slices.Equal(a.Capabilities, b.Capabilities) && bytes.Equal(a.Signature, b.Signature)
+}
+
+// plan is a legal move, computed without changing the session.
+type plan struct {
+	env    *Envelope
+	hash   [32]byte
+	si     int
+	lapse  lapse
+	to     State
+	resume State
+	reason string
+
+	invitation bool
+	offerTo    map[string]OfferStatus // status changes of existing offers
+	newOffer   *offer
+	open       string // open offer after the move
+	commitment *Commitment
+}
+
+func (s *Session) plan(env *Envelope, h [32]byte) (*plan, error) {
+	si := s.party(env.Sender)
+	if si < 0 || env.Recipient != s.names[1-si] {
+		return nil, fmt.Errorf("%w: %s → %s in session %s", ErrNotParty, env.Sender, env.Recipient, s.id)
+	}
+	p := &plan{env: env, hash: h, si: si, lapse: s.lapseAt(env.Timestamp), resume: s.resume, open: s.open,
+		offerTo: map[string]OfferStatus{}}
+	// The state as time alone has left it at the envelope's timestamp.
+	state := s.state
+	if p.lapse.inviteTimedOut {
+		state = StateFailed
+	}
+	if x := p.lapse.offerExpired; x != "" {
+		p.offerTo[x] = OfferExpired
+		p.open = ""
+		switch state {
+		case StateAgreeing:
+			state = s.settled()
+		case StateEscalated:
+			if p.resume == StateAgreeing {
+				p.resume = s.settled()
+			}
+		}
+	}
+	p.to = state
+	perf := env.Performative
+	illegal := func() error {
+		return fmt.Errorf("%w: %s from %s in %s", ErrInvalidTransition, perf, s.names[si], state)
+	}
+
+	switch state {
+	case StateClosed, StateFailed:
+		if p.lapse.inviteTimedOut {
+			return nil, fmt.Errorf("%w: invitation unanswered for %s", ErrTimeout, s.cfg.InviteTimeout)
+		}
+		return nil, fmt.Errorf("%w: %s", ErrSessionClosed, state)
+
+	case StateIdle:
+		b, ok := env.Body.(*ProposeBody)
+		if !ok || !b.IsInvitation() || si != 0 {
+			return nil, illegal()
+		}
+		p.invitation = true
+		p.to = StateInvited
+		return p, nil
+
+	case StateInvited:
+		switch b := env.Body.(type) {
+		case *AcceptBody:
+			if si == 0 {
+				return nil, fmt.Errorf("%w: the initiator cannot accept its own invitation", ErrOwnOffer)
+			}
+			if err := s.checkRef(b.ReferenceID, b.ReferenceHash, s.invitation); err != nil {
+				return nil, err
+			}
+			p.to = StateIntroduced
+		case *RejectBody:
+			if si == 0 {
+				return nil, fmt.Errorf("%w: the initiator cannot reject its own invitation", ErrOwnOffer)
+			}
+			if err := s.checkRef(b.ReferenceID, nil, s.invitation); err != nil {
+				return nil, err
+			}
+			p.to, p.reason = StateFailed, "invitation rejected"
+		case *WithdrawBody:
+			if si != 0 {
+				return nil, illegal()
+			}
+			if err := s.checkRef(b.ReferenceID, nil, s.invitation); err != nil {
+				return nil, err
+			}
+			p.to, p.reason = StateFailed, "invitation withdrawn"
+		case *CloseBody:
+			p.to, p.reason = StateClosed, closeReason(b)
+		default:
+			return nil, illegal()
+		}
+		return p, nil
+
+	case StateEscalated:
+		switch b := env.Body.(type) {
+		case *InformBody:
+			if b.InformType == InformResume {
+				p.to = p.resume
+				p.resume = ""
+			}
+		case *QueryBody, *ClarifyBody, *ObserveBody:
+			if err := s.checkClarify(env.Body); err != nil {
+				return nil, err
+			}
+		case *CloseBody:
+			s.closeOpen(p)
+			p.to, p.reason = StateClosed, closeReason(b)
+		default:
+			return nil, fmt.Errorf("%w: %s while escalated", ErrEscalated, perf)
+		}
+		return p, nil
+	}
+
+	// INTRODUCED, CONVERSING, AGREEING, EXECUTING.
+	switch b := env.Body.(type) {
+	case *ProposeBody:
+		if b.IsInvitation() {
+			return nil, illegal()
+		}
+		if err := s.checkAmends(b.Amends); err != nil {
+			return nil, err
+		}
+		s.openOffer(p, env, h, *b.Terms, b.ValidUntil, b.Amends)
+	case *CommitBody:
+		if b.ReferenceID != "" {
+			if _, ok := s.offers[b.ReferenceID]; !ok {
+				return nil, fmt.Errorf("%w: COMMIT references %q, not an offer of this session", ErrBadReference, b.ReferenceID)
+			}
+		}
+		if err := s.checkAmends(b.Amends); err != nil {
+			return nil, err
+		}
+		for _, o := range b.Obligations {
+			if s.party(o.Party) < 0 {
+				return nil, fmt.Errorf("%w: obligation of %s, not a party", ErrBadReference, o.Party)
+			}
+		}
+		s.openOffer(p, env, h, b.Terms, b.ValidUntil, b.Amends)
+	case *CounterBody:
+		o, err := s.answerable(p, b.ReferenceID)
+		if err != nil {
+			return nil, err
+		}
+		if o.by == si {
+			return nil, fmt.Errorf("%w: %s cannot counter its own offer", ErrOwnOffer, s.names[si])
+		}
+		if b.Amends != o.amends {
+			return nil, fmt.Errorf("%w: a counter amends what the countered offer amends (%q)", ErrBadReference, o.amends)
+		}
+		p.offerTo[o.id] = OfferCountered
+		s.openOffer(p, env, h, b.Terms, b.ValidUntil, b.Amends)
+	case *AcceptBody:
+		if b.ReferenceID != "" && b.ReferenceID == s.invitation {
+			return nil, fmt.Errorf("%w: the invitation was already accepted", ErrAlreadyAccepted)
+		}
+		o, err := s.answerable(p, b.ReferenceID)
+		if err != nil {
+			return nil, err
+		}
+		if o.by == si {
+			return nil, fmt.Errorf("%w: %s cannot accept its own offer", ErrOwnOffer, s.names[si])
+		}
+		if len(b.ReferenceHash) != 0 && !bytes.Equal(b.ReferenceHash, o.hash[:]) {
+			return nil, fmt.Errorf("%w: referenceHash is not the hash of %s", ErrBadReference, o.id)
+		}
+		p.offerTo[o.id] = OfferAccepted
+		p.open = ""
+		p.commitment = newCommitment(s.id, o.env, o.hash, o.terms, o.amends, env, h)
+		p.to = StateExecuting
+	case *RejectBody:
+		if b.ReferenceID != "" && b.ReferenceID == s.invitation {
+			return nil, fmt.Errorf("%w: the invitation was already accepted", ErrAlreadyAccepted)
+		}
+		o, err := s.answerable(p, b.ReferenceID)
+		if err != nil {
+			return nil, err
+		}
+		if o.by == si {
+			return nil, fmt.Errorf("%w: withdraw an own offer, do not reject it", ErrOwnOffer)
+		}
+		p.offerTo[o.id] = OfferRejected
+		p.open = ""
+		p.to = s.settled()
+	case *WithdrawBody:
+		o, err := s.answerable(p, b.ReferenceID)
+		if err != nil {
+			return nil, err
+		}
+		if o.by != si {
+			return nil, fmt.Errorf("%w: %s can withdraw only its own offer", ErrInvalidTransition, s.names[si])
+		}
+		p.offerTo[o.id] = OfferWithdrawn
+		p.open = ""
+		p.to = s.settled()
+	case *InformBody:
+		if b.InformType == InformResume {
+			return nil, fmt.Errorf("%w: nothing to resume in %s", ErrInvalidTransition, state)
+		}
+		p.to = talk(state)
+	case *QueryBody, *ClarifyBody, *ObserveBody:
+		if err := s.checkClarify(env.Body); err != nil {
+			return nil, err
+		}
+		p.to = talk(state)
+	case *DelegateBody:
+		if b.Delegate == s.names[si] {
+			return nil, fmt.Errorf("%w: delegation to oneself", ErrMalformed)
+		}
+		p.to = talk(state)
+	case *EscalateBody:
+		p.resume = talk(state)
+		p.to = StateEscalated
+	case *CloseBody:
+		s.closeOpen(p)
+		p.to, p.reason = StateClosed, closeReason(b)
+	default:
+		return nil, illegal()
+	}
+	return p, nil
+}
+
+// talk is the state after a message that neither offers nor answers.
+func talk(s State) State {
+	if s == StateIntroduced {
+		return StateConversing
+	}
+	return s
+}
+
+func closeReason(b *CloseBody) string {
+	if b.Reason != "" {
+		return b.Reason
+	}
+	return "closed"
+}
+
+func (s *Session) closeOpen(p *plan) {
+	if p.open != "" {
+		p.offerTo[p.open] = OfferClosed
+		p.open = ""
+	}
+}
+
+// openOffer records in p a new open offer made by env.
+func (s *Session) openOffer(p *plan, env *Envelope, h [32]byte, t Terms, validUntil time.Time, amends string) {
+	if p.open != "" {
+		if _, set := p.offerTo[p.open]; !set {
+			p.offerTo[p.open] = OfferSuperseded
+		}
+	}
+	p.newOffer = &offer{id: env.MessageID, env: env, hash: h, by: p.si, terms: t, validUntil: validUntil,
+		status: OfferOpen, amends: amends}
+	p.open = env.MessageID
+	p.to = StateAgreeing
+}
+
+// answerable resolves the offer an ACCEPT, REJECT, COUNTER or WITHDRAW
+// answers: ref, or the open offer if ref is empty. The offer must be open.
+func (s *Session) answerable(p *plan, ref string) (*offer, error) {
+	if ref == "" {
+		if p.open == "" {
+			if p.lapse.offerExpired != "" {
+				return nil, fmt.Errorf("%w: offer %s expired", ErrStaleOffer, p.lapse.offerExpired)
+			}
+			return nil, fmt.Errorf("%w: no open offer", ErrInvalidTransition)
+		}
+		ref = p.open
+	}
+	o, ok := s.offers[ref]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q is not an offer of this session", ErrBadReference, ref)
+	}
+	if ref != p.open {
+		st := o.status
+		if x, ok := p.offerTo[ref]; ok {
+			st = x
+		}
+		if st == OfferAccepted {
+			return nil, fmt.Errorf("%w: %s", ErrAlreadyAccepted, ref)
+		}
+		return nil, fmt.Errorf("%w: offer %s is %s", ErrStaleOffer, ref, st)
+	}
+	return o, nil
+}
+
+func (s *Session) checkRef(ref string, hash []byte, want string) error {
+	if ref != "" && ref != want {
+		return fmt.Errorf("%w: %q is not the invitation", ErrBadReference, ref)
+	}
+	if len(hash) != 0 {
+		h := s.hashes[s.byID[want]]
+		if !bytes.Equal(hash, h[:]) {
+			return fmt.Errorf("%w: referenceHash is not the invitation's hash", ErrBadReference)
+		}
+	}
+	return nil
+}
+
+func (s *Session) checkAmends(id string) error {
+	if id == "" {
+		return nil
+	}
+	if _, ok := s.Commitment(id); !ok {
+		return fmt.Errorf("%w: amends %q, not a commitment of this session", ErrBadReference, id)
+	}
+	return nil
+}
+
+func (s *Session) checkClarify(b Body) error {
+	if c, ok := b.(*ClarifyBody); ok && c.ReferenceID != "" {
+		if _, ok := s.byID[c.ReferenceID]; !ok {
+			return fmt.Errorf("%w: CLARIFY references unknown message %q", ErrBadReference, c.ReferenceID)
+		}
+	}
+	return nil
+}
+
+// apply commits a plan. It cannot fail.
+func (s *Session) apply(p *plan) Effects {
+	eff := Effects{Envelope: p.env, Hash: p.hash, From: s.state}
+	env := p.env
+	si := p.si
+	// Offer status changes, in a deterministic order (transcript order).
+	if len(p.offerTo) > 0 {
+		for _, id := range s.offerOrder {
+			if st, ok := p.offerTo[id]; ok {
+				s.offers[id].status = st
+				eff.Offers = append(eff.Offers, OfferChange{id, st})
+			}
+		}
+	}
+	if o := p.newOffer; o != nil {
+		s.offers[o.id] = o
+		s.offerOrder = append(s.offerOrder, o.id)
+		eff.Offers = append(eff.Offers, OfferChange{o.id, OfferOpen})
+	}
+	s.open = p.open
+	if p.invitation {
+		s.invitation = env.MessageID
+		s.invitedAt = env.Timestamp
+	}
+	if p.commitment != nil {
+		s.commitments = append(s.commitments, p.commitment)
+		eff.Commitment = p.commitment
+	}
+	s.byID[env.MessageID] = len(s.transcript)
+	s.transcript = append(s.transcript, env)
+	s.hashes = append(s.hashes, p.hash)
+	s.head = p.hash
+	s.lastTime = env.Timestamp
+	s.seq[si] = env.SequenceNumber
+	s.state = p.to
+	s.resume = p.resume
+	if p.lapse.inviteTimedOut {
+		panic("protocol: applied a move after the invitation timed out")
+	}
+	if p.reason != "" {
+		s.reason = p.reason
+	}
+	if s.state != StateEscalated {
+		s.resume = ""
+	}
+	eff.To = s.state
+	if eff.From == StateFailed || eff.From == StateClosed {
+		panic("protocol: applied a move in a terminal state")
+	}
+	return eff
+}
+
+// VerifyKey reports whether pub is the key certified for agent in this
+// session's transcript.
+func (s *Session) VerifyKey(agent AgentID, pub ed25519.PublicKey) bool {
+	for _, e := range s.certs {
+		if e.cert.AgentID == agent.String() && bytes.Equal(e.cert.PublicKey, pub) {
+			return true
+		}
+	}
+	return false
+}

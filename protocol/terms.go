@@ -1,0 +1,152 @@
+package protocol
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"regexp"
+	"time"
+)
+
+// Terms are the structured, floating-point-free content of an offer.
+type Terms struct {
+	Resource   string            // what is traded, e.g. "gpu-hours" (required)
+	Quantity   string            // decimal, e.g. "1000" (required)
+	Unit       string            // unit of Quantity, e.g. "hour" (required)
+	UnitPrice  string            // decimal price per unit, e.g. "2.55" (required)
+	Currency   string            // ISO 4217 code or token symbol: [A-Z][A-Z0-9]{2,7} (required)
+	DeliverBy  time.Time         // deadline of delivery; zero for none
+	Penalty    string            // free text, e.g. "5% per day late"
+	Arbiter    string            // agent id of the arbiter of disputes, optional
+	Attributes map[string]string // free attributes, at most 64
+}
+
+var currencyRE = regexp.MustCompile(`^[A-Z][A-Z0-9]{2,7}$`)
+
+// Validate checks the terms' grammar: required fields present, decimals
+// valid, quantity positive, currency well formed, arbiter a valid agent id.
+func (t *Terms) Validate() error {
+	if err := checkText("terms.resource", t.Resource, maxShort, true); err != nil {
+		return err
+	}
+	if err := checkDecimal("terms.quantity", t.Quantity, true); err != nil {
+		return err
+	}
+	if c, _ := CompareDecimal(t.Quantity, "0"); c <= 0 {
+		return fmt.Errorf("%w: terms.quantity must be positive", ErrBadDecimal)
+	}
+	if err := checkText("terms.unit", t.Unit, maxShort, true); err != nil {
+		return err
+	}
+	if err := checkDecimal("terms.unitPrice", t.UnitPrice, true); err != nil {
+		return err
+	}
+	if !currencyRE.MatchString(t.Currency) {
+		return fmt.Errorf("%w: terms.currency %q", ErrMalformed, t.Currency)
+	}
+	if err := checkText("terms.penalty", t.Penalty, maxText, false); err != nil {
+		return err
+	}
+	if err := checkAgent("terms.arbiter", t.Arbiter, false); err != nil {
+		return err
+	}
+	return checkMap("terms.attributes", t.Attributes)
+}
+
+// With returns t with every non-empty field of patch laid over it
+// (attributes are merged key by key). It is how a counter-offer that names
+// only a new price becomes complete terms.
+func (t Terms) With(patch Terms) Terms {
+	out := t
+	set := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	set(&out.Resource, patch.Resource)
+	set(&out.Quantity, patch.Quantity)
+	set(&out.Unit, patch.Unit)
+	set(&out.UnitPrice, patch.UnitPrice)
+	set(&out.Currency, patch.Currency)
+	set(&out.Penalty, patch.Penalty)
+	set(&out.Arbiter, patch.Arbiter)
+	if !patch.DeliverBy.IsZero() {
+		out.DeliverBy = Millis(patch.DeliverBy)
+	}
+	if len(t.Attributes)+len(patch.Attributes) > 0 {
+		out.Attributes = maps.Clone(t.Attributes)
+		if out.Attributes == nil {
+			out.Attributes = map[string]string{}
+		}
+		maps.Copy(out.Attributes, patch.Attributes)
+	}
+	return out
+}
+
+// Total returns quantity × unit price, exactly.
+func (t *Terms) Total() (string, error) { return MulDecimal(t.Quantity, t.UnitPrice) }
+
+type wireTerms struct {
+	Resource   string            `cbor:"resource" json:"resource"`
+	Quantity   string            `cbor:"quantity" json:"quantity"`
+	Unit       string            `cbor:"unit" json:"unit"`
+	UnitPrice  string            `cbor:"unitPrice" json:"unitPrice"`
+	Currency   string            `cbor:"currency" json:"currency"`
+	DeliverBy  string            `cbor:"deliverBy,omitempty" json:"deliverBy,omitempty"`
+	Penalty    string            `cbor:"penalty,omitempty" json:"penalty,omitempty"`
+	Arbiter    string            `cbor:"arbiter,omitempty" json:"arbiter,omitempty"`
+	Attributes map[string]string `cbor:"attributes,omitempty" json:"attributes,omitempty"`
+}
+
+func (t Terms) wire() wireTerms {
+	return wireTerms{t.Resource, t.Quantity, t.Unit, t.UnitPrice, t.Currency, FormatTime(t.DeliverBy),
+		t.Penalty, t.Arbiter, t.Attributes}
+}
+
+func (w wireTerms) terms() (Terms, error) {
+	d, err := ParseTime(w.DeliverBy)
+	if err != nil {
+		return Terms{}, fmt.Errorf("terms.deliverBy: %w", err)
+	}
+	attrs := w.Attributes
+	if len(attrs) == 0 {
+		attrs = nil
+	}
+	return Terms{w.Resource, w.Quantity, w.Unit, w.UnitPrice, w.Currency, d, w.Penalty, w.Arbiter, attrs}, nil
+}
+
+// MarshalCBOR encodes the terms canonically.
+func (t Terms) MarshalCBOR() ([]byte, error) { return canonical(t.wire()) }
+
+// UnmarshalCBOR decodes terms.
+func (t *Terms) UnmarshalCBOR(b []byte) error {
+	var w wireTerms
+	if err := decMode.Unmarshal(b, &w); err != nil {
+		return classifyDecodeError(err)
+	}
+	x, err := w.terms()
+	if err != nil {
+		return err
+	}
+	*t = x
+	return nil
+}
+
+// MarshalJSON encodes the terms in their JSON form (camelCase, decimals as
+// strings, deliverBy in TimeLayout).
+func (t Terms) MarshalJSON() ([]byte, error) { return json.Marshal(t.wire()) }
+
+// UnmarshalJSON decodes terms strictly: unknown fields are refused and a
+// JSON number where a decimal belongs returns ErrFloat.
+func (t *Terms) UnmarshalJSON(b []byte) error {
+	var w wireTerms
+	if err := strictJSON(b, &w); err != nil {
+		return err
+	}
+	x, err := w.terms()
+	if err != nil {
+		return err
+	}
+	*t = x
+	return nil
+}
