@@ -635,10 +635,10 @@ func (c *Commitment) lastOf(k ActionKind) *Action {
 
 // wireCommitment holds only the signed facts; everything else is derived.
 type wireCommitment struct {
-	Offer      b64   `cbor:"offer"`
-	Acceptance b64   `cbor:"acceptance"`
-	Receipts   []b64 `cbor:"receipts,omitempty"`
-	Actions    []b64 `cbor:"actions,omitempty"`
+	Offer      b64    `cbor:"offer"`
+	Acceptance b64    `cbor:"acceptance"`
+	Receipts   []b64  `cbor:"receipts,omitempty"`
+	Actions    []b64  `cbor:"actions,omitempty"`
 	ExpiredAt  string `cbor:"expiredAt,omitempty"`
 }
 
