@@ -430,3 +430,10 @@ func (h *Host) janitor() {
 		}
 	}
 }
+
+// len is the number of idle streams pooled under k.
+func (p *streamPool) len(k poolKey) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.m[k])
+}
