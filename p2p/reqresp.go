@@ -223,23 +223,31 @@ func (h *Host) Request(ctx context.Context, to peer.ID, proto protocol.ID, req [
 	if len(req) > MaxFrameSize {
 		return nil, fmt.Errorf("p2p: request %s: %w: %d bytes, cap %d", proto, ErrFrameTooLarge, len(req), MaxFrameSize)
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, h.cfg.requestTimeout)
-		defer cancel()
+	// The request's deadline: the context's, or the request timeout. The
+	// latter is applied to the stream only, sparing a timer per request.
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(h.cfg.requestTimeout)
 	}
 	key := poolKey{to, proto}
 	for {
 		ps := h.pool.get(key, h.cfg.idleTimeout/2)
 		reused := ps != nil
 		if !reused {
-			s, err := h.host.NewStream(ctx, to, proto)
+			dctx, cancel := ctx, context.CancelFunc(nil)
+			if !ok {
+				dctx, cancel = context.WithDeadline(ctx, deadline)
+			}
+			s, err := h.host.NewStream(dctx, to, proto)
+			if cancel != nil {
+				cancel()
+			}
 			if err != nil {
 				return nil, fmt.Errorf("p2p: request %s to %s: %w", proto, to, ctxErr(ctx, err))
 			}
 			ps = &pooledStream{s: s, br: bufio.NewReader(s)}
 		}
-		resp, beforeResponse, err := h.exchange(ctx, ps, proto, req)
+		resp, beforeResponse, err := h.exchange(ctx, deadline, ps, proto, req)
 		if err == nil || isRemote(err) {
 			if !h.pool.put(key, ps, h.cfg.poolSize) {
 				_ = ps.s.Close()
@@ -274,18 +282,19 @@ func ctxErr(ctx context.Context, err error) error {
 // exchange writes one request frame on ps and reads the response frame.
 // beforeResponse reports whether a failure happened before the first byte of
 // the response, when the request may not have been served.
-func (h *Host) exchange(ctx context.Context, ps *pooledStream, proto protocol.ID, req []byte) (resp []byte, beforeResponse bool, err error) {
+func (h *Host) exchange(ctx context.Context, deadline time.Time, ps *pooledStream, proto protocol.ID, req []byte) (resp []byte, beforeResponse bool, err error) {
 	s := ps.s
-	deadline, _ := ctx.Deadline()
 	_ = s.SetDeadline(deadline)
-	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
-	defer func() {
-		if !stop() && err == nil {
-			// The context ended as the response arrived; the stream has
-			// been reset under us, so report the context's error.
-			resp, beforeResponse, err = nil, false, ctx.Err()
-		}
-	}()
+	if ctx.Done() != nil {
+		stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
+		defer func() {
+			if !stop() && err == nil {
+				// The context ended as the response arrived; the stream
+				// has been reset under us, so report the context's error.
+				resp, beforeResponse, err = nil, false, ctx.Err()
+			}
+		}()
+	}
 	if err := writeFrameParts(s, req, nil); err != nil {
 		return nil, true, err
 	}
