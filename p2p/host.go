@@ -132,6 +132,9 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Host, err error) {
 		libp2p.ResourceManager(h.rm),
 		libp2p.ConnectionGater(h.gater),
 		libp2p.UserAgent(UserAgent),
+		// Nothing here advertises or uses relay addresses (no AutoRelay),
+		// so the relay client would be dead weight.
+		libp2p.DisableRelay(),
 	}
 	if c.registerer != nil {
 		lopts = append(lopts, libp2p.PrometheusRegisterer(c.registerer))
@@ -374,7 +377,8 @@ func (h *Host) appSpecificScore(p peer.ID) float64 {
 }
 
 // Close stops GossipSub, the DHT and the host, resets streams still open,
-// and waits for handlers to return. It is safe to call more than once; later
+// and waits for handlers to return (their context is cancelled first; a
+// handler that ignores it holds Close up). It is safe to call more than once; later
 // calls return the first call's result.
 func (h *Host) Close() error {
 	h.closeOnce.Do(func() {

@@ -12,6 +12,7 @@ import (
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestGater(t *testing.T) {
@@ -284,5 +285,22 @@ func TestPeerScoreAppSpecific(t *testing.T) {
 	}
 	if got := h.appSpecificScore("x"); got != 42 {
 		t.Fatalf("app score %v, want 42", got)
+	}
+}
+
+func TestSharedRegisterer(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	a := newHost(t, "tcp", Config{}, WithRegisterer(reg))
+	b := newHost(t, "tcp", Config{}, WithRegisterer(reg))
+	b.Handle(echoProto, func(context.Context, peer.ID, []byte) ([]byte, error) { return nil, errors.New("x") })
+	connect(t, a, b)
+	if _, err := a.Request(testCtx(t), b.ID(), echoProto, nil); err == nil {
+		t.Fatal("want a remote error")
+	}
+	for _, name := range []string{"asp_p2p_handler_errors_total", "libp2p_rcmgr_streams"} {
+		n, err := seriesCount(reg, name)
+		if err != nil || n == 0 {
+			t.Fatalf("%s: %d series, %v", name, n, err)
+		}
 	}
 }

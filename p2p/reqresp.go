@@ -218,10 +218,15 @@ func decodeResponse(frame []byte) ([]byte, error) {
 // example by its idle timeout) before any response arrives is dropped and
 // the request is sent again on another stream; in the rare case where the
 // peer had served it already, the handler sees the request twice, so
-// handlers should be idempotent (ASP messages are deduplicated by id).
+// handlers should be idempotent (ASP messages are deduplicated by id). A
+// request that timed out is never sent again. Requests to a peer the access
+// lists refuse fail with ErrPeerNotAllowed.
 func (h *Host) Request(ctx context.Context, to peer.ID, proto protocol.ID, req []byte) ([]byte, error) {
 	if len(req) > MaxFrameSize {
 		return nil, fmt.Errorf("p2p: request %s: %w: %d bytes, cap %d", proto, ErrFrameTooLarge, len(req), MaxFrameSize)
+	}
+	if !h.gater.Allowed(to) {
+		return nil, fmt.Errorf("p2p: request %s to %s: %w", proto, to, ErrPeerNotAllowed)
 	}
 	// The request's deadline: the context's, or the request timeout. The
 	// latter is applied to the stream only, sparing a timer per request.
@@ -255,8 +260,8 @@ func (h *Host) Request(ctx context.Context, to peer.ID, proto protocol.ID, req [
 			return resp, err
 		}
 		_ = ps.s.Reset()
-		if reused && beforeResponse && ctx.Err() == nil {
-			continue
+		if reused && beforeResponse && !isTimeout(err) && ctx.Err() == nil && time.Now().Before(deadline) {
+			continue // the peer had closed the idle stream; try a fresh one
 		}
 		return nil, fmt.Errorf("p2p: request %s to %s: %w", proto, to, ctxErr(ctx, err))
 	}
