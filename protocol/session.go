@@ -769,7 +769,9 @@ func (s *Session) plan(env *Envelope, h [32]byte) (*plan, error) {
 		if err := s.checkAmends(b.Amends); err != nil {
 			return nil, err
 		}
-		s.openOffer(p, env, h, *b.Terms, b.ValidUntil, b.Amends)
+		if err := s.openOffer(p, env, h, *b.Terms, b.ValidUntil, b.Amends); err != nil {
+			return nil, err
+		}
 	case *CommitBody:
 		if b.ReferenceID != "" {
 			if _, ok := s.offers[b.ReferenceID]; !ok {
@@ -784,7 +786,9 @@ func (s *Session) plan(env *Envelope, h [32]byte) (*plan, error) {
 				return nil, fmt.Errorf("%w: obligation of %s, not a party", ErrBadReference, o.Party)
 			}
 		}
-		s.openOffer(p, env, h, b.Terms, b.ValidUntil, b.Amends)
+		if err := s.openOffer(p, env, h, b.Terms, b.ValidUntil, b.Amends); err != nil {
+			return nil, err
+		}
 	case *CounterBody:
 		o, err := s.answerable(p, b.ReferenceID)
 		if err != nil {
@@ -797,7 +801,9 @@ func (s *Session) plan(env *Envelope, h [32]byte) (*plan, error) {
 			return nil, fmt.Errorf("%w: a counter amends what the countered offer amends (%q)", ErrBadReference, o.amends)
 		}
 		p.offerTo[o.id] = OfferCountered
-		s.openOffer(p, env, h, b.Terms, b.ValidUntil, b.Amends)
+		if err := s.openOffer(p, env, h, b.Terms, b.ValidUntil, b.Amends); err != nil {
+			return nil, err
+		}
 	case *AcceptBody:
 		if b.ReferenceID != "" && b.ReferenceID == s.invitation {
 			return nil, fmt.Errorf("%w: the invitation was already accepted", ErrAlreadyAccepted)
@@ -891,7 +897,10 @@ func (s *Session) closeOpen(p *plan) {
 }
 
 // openOffer records in p a new open offer made by env.
-func (s *Session) openOffer(p *plan, env *Envelope, h [32]byte, t Terms, validUntil time.Time, amends string) {
+func (s *Session) openOffer(p *plan, env *Envelope, h [32]byte, t Terms, validUntil time.Time, amends string) error {
+	if !validUntil.IsZero() && !validUntil.After(env.Timestamp) {
+		return fmt.Errorf("%w: validUntil %s is not after the offer's timestamp", ErrMalformed, FormatTime(validUntil))
+	}
 	if p.open != "" {
 		if _, set := p.offerTo[p.open]; !set {
 			p.offerTo[p.open] = OfferSuperseded
@@ -901,6 +910,7 @@ func (s *Session) openOffer(p *plan, env *Envelope, h [32]byte, t Terms, validUn
 		status: OfferOpen, amends: amends}
 	p.open = env.MessageID
 	p.to = StateAgreeing
+	return nil
 }
 
 // answerable resolves the offer an ACCEPT, REJECT, COUNTER or WITHDRAW
