@@ -464,7 +464,12 @@ func (h *harness) run(d *datadriven.TestData) string {
 func TestSessionScenarios(t *testing.T) {
 	datadriven.Walk(t, "testdata/session", func(t *testing.T, path string) {
 		h := newHarness(t)
-		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string { h.t = t; out := h.run(d); debugf("%s %s\n", d.Pos, out); return out })
+		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
+			h.t = t
+			out := h.run(d)
+			debugf("%s %s\n", d.Pos, out)
+			return out
+		})
 	})
 }
 
