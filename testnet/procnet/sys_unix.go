@@ -1,0 +1,11 @@
+//go:build unix && !linux
+
+package procnet
+
+import "syscall"
+
+// sysProcAttr puts a node in its own process group, so that a Ctrl-C in the
+// terminal reaches only the parent, which then stops the nodes in order.
+func sysProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true}
+}
