@@ -1,0 +1,227 @@
+package node
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/aspnode/asp/ledger"
+	"github.com/aspnode/asp/node/api"
+	"github.com/aspnode/asp/protocol"
+	"github.com/fxamacker/cbor/v2"
+)
+
+// certValidity is how long an agent certificate is valid.
+const certValidity = 365 * 24 * time.Hour
+
+// localAgent is an agent hosted by this node, held in memory.
+type localAgent struct {
+	rec  *agentRecord
+	id   protocol.AgentID
+	key  ed25519.PrivateKey
+	cert *protocol.Certificate
+}
+
+// agentEvent is the ledger record of an agent's key being created or removed.
+type agentEvent struct {
+	Op           string   `cbor:"1,keyasint"` // "add" or "remove"
+	AgentID      string   `cbor:"2,keyasint"`
+	PublicKey    []byte   `cbor:"3,keyasint,omitempty"`
+	Certificate  []byte   `cbor:"4,keyasint,omitempty"`
+	Capabilities []string `cbor:"5,keyasint,omitempty"`
+}
+
+func (n *Node) loadAgents() error {
+	recs, err := n.st.agents()
+	if err != nil {
+		return err
+	}
+	for _, r := range recs {
+		a, err := n.hydrate(r)
+		if err != nil {
+			return err
+		}
+		n.agents[a.id.String()] = a
+		n.tokens[hex.EncodeToString(r.TokenHash)] = a
+	}
+	return nil
+}
+
+func (n *Node) hydrate(r *agentRecord) (*localAgent, error) {
+	var c protocol.Certificate
+	if err := c.UnmarshalCBOR(r.Certificate); err != nil {
+		return nil, fmt.Errorf("agent %s: certificate: %w", r.Name, err)
+	}
+	return &localAgent{
+		rec:  r,
+		id:   protocol.AgentID{Org: n.peerID, Name: r.Name},
+		key:  r.key(),
+		cert: &c,
+	}, nil
+}
+
+// Authenticate implements api.Backend.
+func (n *Node) Authenticate(token string) (api.Principal, error) {
+	if token == "" {
+		return api.Principal{}, api.Unauthorized("missing token")
+	}
+	h := tokenHash(token)
+	if tokenMatches(h, n.adminHash) {
+		return api.Principal{Admin: true}, nil
+	}
+	n.mu.RLock()
+	a := n.tokens[hex.EncodeToString(h)]
+	n.mu.RUnlock()
+	if a == nil {
+		return api.Principal{}, api.Unauthorized("unknown token")
+	}
+	return api.Principal{Agent: a.id.String()}, nil
+}
+
+// CreateAgent implements api.Backend.
+func (n *Node) CreateAgent(ctx context.Context, req api.CreateAgentRequest) (api.CreateAgentResponse, error) {
+	id := protocol.AgentID{Org: n.peerID, Name: req.Name}
+	if err := id.Validate(); err != nil {
+		return api.CreateAgentResponse{}, api.BadRequest("agent name %q: letters, digits, '.', '_' or '-', at most 64", req.Name)
+	}
+	for _, c := range req.Capabilities {
+		if err := validCapability(c); err != nil {
+			return api.CreateAgentResponse{}, api.BadRequest("%v", err)
+		}
+	}
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return api.CreateAgentResponse{}, err
+	}
+	now := n.now()
+	cert, err := protocol.IssueCertificate(n.orgKey, id, pub, req.Capabilities, now.Add(certValidity))
+	if err != nil {
+		return api.CreateAgentResponse{}, err
+	}
+	certBytes, err := cert.MarshalCBOR()
+	if err != nil {
+		return api.CreateAgentResponse{}, err
+	}
+	tok := make([]byte, 32)
+	if _, err := rand.Read(tok); err != nil {
+		return api.CreateAgentResponse{}, err
+	}
+	token := hex.EncodeToString(tok)
+	rec := &agentRecord{
+		Name:         req.Name,
+		Capabilities: append([]string{}, req.Capabilities...),
+		Description:  req.Description,
+		Seed:         priv.Seed(),
+		Certificate:  certBytes,
+		TokenHash:    tokenHash(token),
+		Created:      now,
+	}
+	n.agentMu.Lock()
+	defer n.agentMu.Unlock()
+	if err := n.st.putAgent(rec); err != nil {
+		if err == errDuplicate {
+			return api.CreateAgentResponse{}, api.Conflict(api.CodeDuplicate, "agent %s exists", id)
+		}
+		return api.CreateAgentResponse{}, err
+	}
+	ev, _ := cbor.Marshal(agentEvent{Op: "add", AgentID: id.String(), PublicKey: pub, Certificate: certBytes, Capabilities: rec.Capabilities})
+	if _, err := n.led.Append(ctx, ledger.Record{Kind: ledger.KindKeyEvent, Time: now, Body: ev}); err != nil {
+		_ = n.st.deleteAgent(rec)
+		return api.CreateAgentResponse{}, fmt.Errorf("record agent key: %w", err)
+	}
+	a := &localAgent{rec: rec, id: id, key: priv, cert: cert}
+	n.mu.Lock()
+	n.agents[id.String()] = a
+	n.tokens[hex.EncodeToString(rec.TokenHash)] = a
+	n.mu.Unlock()
+	n.onAgentAdded(a)
+	n.log.Info("agent added", "agent", id.String(), "capabilities", req.Capabilities)
+	return api.CreateAgentResponse{AgentID: id.String(), Token: token}, nil
+}
+
+// ListAgents implements api.Backend.
+func (n *Node) ListAgents(ctx context.Context) ([]api.AgentInfo, error) {
+	n.mu.RLock()
+	out := make([]api.AgentInfo, 0, len(n.agents))
+	for _, a := range n.agents {
+		out = append(out, agentInfo(a))
+	}
+	n.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].AgentID < out[j].AgentID })
+	return out, nil
+}
+
+func agentInfo(a *localAgent) api.AgentInfo {
+	return api.AgentInfo{
+		AgentID:      a.id.String(),
+		Name:         a.rec.Name,
+		Capabilities: append([]string{}, a.rec.Capabilities...),
+		Description:  a.rec.Description,
+		PublicKey:    base64.StdEncoding.EncodeToString(a.key.Public().(ed25519.PublicKey)),
+		CreatedAt:    a.rec.Created,
+	}
+}
+
+// DeleteAgent implements api.Backend.
+func (n *Node) DeleteAgent(ctx context.Context, agentID string) error {
+	n.agentMu.Lock()
+	defer n.agentMu.Unlock()
+	n.mu.RLock()
+	a := n.agents[agentID]
+	n.mu.RUnlock()
+	if a == nil {
+		return notFound("agent", agentID)
+	}
+	ev, _ := cbor.Marshal(agentEvent{Op: "remove", AgentID: agentID})
+	if _, err := n.led.Append(ctx, ledger.Record{Kind: ledger.KindKeyEvent, Time: n.now(), Body: ev}); err != nil {
+		return err
+	}
+	if err := n.st.deleteAgent(a.rec); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	delete(n.agents, agentID)
+	delete(n.tokens, hex.EncodeToString(a.rec.TokenHash))
+	n.mu.Unlock()
+	n.bus.closeAgent(agentID)
+	n.onAgentRemoved(a)
+	n.log.Info("agent removed", "agent", agentID)
+	return nil
+}
+
+func (n *Node) localAgent(id string) *localAgent {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.agents[id]
+}
+
+// validCapability checks a dotted capability name such as compute.gpu-hours.
+func validCapability(c string) error {
+	if c == "" || len(c) > 128 {
+		return fmt.Errorf("capability %q: 1 to 128 characters", c)
+	}
+	prevDot := true
+	for _, r := range c {
+		switch {
+		case r == '.':
+			if prevDot {
+				return fmt.Errorf("capability %q: empty segment", c)
+			}
+			prevDot = true
+			continue
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-', r == '_':
+		default:
+			return fmt.Errorf("capability %q: lower-case letters, digits, '-', '_' and dots", c)
+		}
+		prevDot = false
+	}
+	if prevDot {
+		return fmt.Errorf("capability %q: ends with a dot", c)
+	}
+	return nil
+}

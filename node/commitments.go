@@ -1,0 +1,348 @@
+package node
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/aspnode/asp/ledger"
+	"github.com/aspnode/asp/node/api"
+	"github.com/aspnode/asp/protocol"
+	"github.com/fxamacker/cbor/v2"
+)
+
+// commitment is the node's view of one commitment it is a party to.
+//
+// It becomes ACTIVE on this node when both receipts are exchanged: we hold
+// the counterparty's receipt (proof it recorded the commitment) and we know
+// it holds ours. The acceptor's node sends its receipt last, so it knows
+// when the counterparty acknowledges that receipt; the proposer's node
+// knows when that receipt arrives, because the acceptor only sends it after
+// recording the proposer's receipt.
+type commitment struct {
+	mu      sync.Mutex
+	id      string
+	c       *protocol.Commitment
+	session string
+	local   *localAgent
+	remote  protocol.AgentID
+	// acceptor is true when our agent's ACCEPT formed the commitment.
+	acceptor bool
+	index    uint64 // ledger index of our commitment entry
+	ours     []byte // our receipt (CBOR), once made
+	theirs   []byte // the counterparty's receipt (CBOR), once received
+	state    protocol.CommitmentState
+	created  time.Time
+	updated  time.Time
+	actions  [][]byte // signed actions applied, in order (CBOR)
+}
+
+// receiptRecord is the body of a KindReceipt entry.
+type receiptRecord struct {
+	Ours    bool   `cbor:"1,keyasint"`
+	Receipt []byte `cbor:"2,keyasint"`
+}
+
+// updateRecord is the body of a KindCommitmentUpdate entry.
+type updateRecord struct {
+	State  string `cbor:"1,keyasint"`
+	Action []byte `cbor:"2,keyasint,omitempty"` // the signed action that caused it
+}
+
+// commitmentRecord is the body of a KindCommitment entry: the signed offer
+// and acceptance the commitment is derived from.
+type commitmentRecord struct {
+	Offer      []byte `cbor:"1,keyasint"`
+	Acceptance []byte `cbor:"2,keyasint"`
+}
+
+func (n *Node) commitmentByAcceptance(messageID string) *commitment {
+	n.sessMu.RLock()
+	defer n.sessMu.RUnlock()
+	for _, c := range n.commitments {
+		if c.c.Acceptance.MessageID == messageID {
+			return c
+		}
+	}
+	return nil
+}
+
+func (n *Node) getCommitment(id string) *commitment {
+	n.sessMu.RLock()
+	defer n.sessMu.RUnlock()
+	return n.commitments[id]
+}
+
+// commitmentFormed records a commitment the session just formed, makes our
+// receipt and, on the acceptor's side, completes the receipt exchange.
+// theirs is the counterparty's receipt when it came with the acknowledgement.
+// REQUIRES: s.lock.
+func (n *Node) commitmentFormed(ctx context.Context, s *session, pc *protocol.Commitment, theirs []byte, acceptor bool, pre ...ledger.Record) (*commitment, error) {
+	offer, err := protocol.EncodeEnvelope(pc.Offer)
+	if err != nil {
+		return nil, err
+	}
+	acc, err := protocol.EncodeEnvelope(pc.Acceptance)
+	if err != nil {
+		return nil, err
+	}
+	body, _ := cbor.Marshal(commitmentRecord{Offer: offer, Acceptance: acc})
+	now := n.now()
+	c := &commitment{
+		id: pc.ID, c: pc, session: s.id, local: s.local, remote: s.remote,
+		acceptor: acceptor, state: protocol.CommitmentPending, created: now, updated: now,
+	}
+	recs := append(pre, ledger.Record{Kind: ledger.KindCommitment, Time: now, Session: s.id, Commitment: pc.ID, Body: body})
+	if theirs != nil {
+		if err := n.checkReceipt(c, theirs); err != nil {
+			n.log.Warn("counterparty receipt refused", "commitment", c.id, "err", err)
+			theirs = nil
+		} else {
+			rb, _ := cbor.Marshal(receiptRecord{Ours: false, Receipt: theirs})
+			recs = append(recs, ledger.Record{Kind: ledger.KindReceipt, Time: now, Session: s.id, Commitment: pc.ID, Body: rb})
+		}
+	}
+	ents, err := n.led.Append(ctx, recs...)
+	if err != nil {
+		return nil, fmt.Errorf("record commitment: %w", err)
+	}
+	c.index = ents[len(pre)].Index
+	c.theirs = theirs
+	n.sessMu.Lock()
+	n.commitments[c.id] = c
+	n.sessMu.Unlock()
+	n.m.commitments.WithLabelValues(string(protocol.CommitmentPending)).Inc()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := n.ensureOurReceiptLocked(ctx, c); err != nil {
+		return c, err
+	}
+	n.publishCommitment(c)
+	if acceptor && c.theirs != nil {
+		n.sendReceiptLocked(ctx, c)
+	}
+	return c, nil
+}
+
+// checkReceipt verifies a counterparty receipt for c.
+func (n *Node) checkReceipt(c *commitment, raw []byte) error {
+	r, err := protocol.DecodeReceipt(raw)
+	if err != nil {
+		return err
+	}
+	if r.CommitmentID != c.id {
+		return fmt.Errorf("%w: receipt for %s, want %s", protocol.ErrMalformed, r.CommitmentID, c.id)
+	}
+	if r.Org != c.remote.Org {
+		return fmt.Errorf("%w: receipt signed by %s, want %s", protocol.ErrNotParty, r.Org, c.remote.Org)
+	}
+	return r.Verify()
+}
+
+func (n *Node) ensureOurReceipt(ctx context.Context, c *commitment) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return n.ensureOurReceiptLocked(ctx, c)
+}
+
+// ensureOurReceiptLocked makes and records our receipt: our signature over
+// the commitment with a signed checkpoint covering its entry.
+// REQUIRES: c.mu.
+func (n *Node) ensureOurReceiptLocked(ctx context.Context, c *commitment) error {
+	if c.ours != nil {
+		return nil
+	}
+	cp, err := n.ckpt.covering(ctx, n.led, c.index)
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	r, err := protocol.SignReceipt(n.orgKey, c.id, c.index, cp)
+	if err != nil {
+		return err
+	}
+	raw, err := protocol.EncodeReceipt(r)
+	if err != nil {
+		return err
+	}
+	rb, _ := cbor.Marshal(receiptRecord{Ours: true, Receipt: raw})
+	if _, err := n.led.Append(ctx, ledger.Record{Kind: ledger.KindReceipt, Time: n.now(), Session: c.session, Commitment: c.id, Body: rb}); err != nil {
+		return err
+	}
+	c.ours = raw
+	return nil
+}
+
+// sendReceiptLocked sends our receipt to the counterparty (acceptor side);
+// when it is acknowledged the commitment is ACTIVE. On failure the resend
+// loop tries again.
+// REQUIRES: c.mu.
+func (n *Node) sendReceiptLocked(ctx context.Context, c *commitment) {
+	resp, err := n.request(ctx, c.remote.Org, &wireReq{Type: wireReceipt, Receipt: c.ours})
+	if err != nil {
+		n.log.Warn("receipt delivery failed; will resend", "commitment", c.id, "err", err)
+		return
+	}
+	if resp.Code != "" {
+		n.log.Warn("receipt refused", "commitment", c.id, "code", resp.Code, "msg", resp.Message)
+		return
+	}
+	if err := n.activateLocked(ctx, c, nil); err != nil {
+		n.log.Error("activate", "commitment", c.id, "err", err)
+	}
+}
+
+// activateLocked records that both receipts are exchanged.
+// REQUIRES: c.mu.
+func (n *Node) activateLocked(ctx context.Context, c *commitment, extra []ledger.Record) error {
+	if c.state != protocol.CommitmentPending {
+		return nil
+	}
+	ub, _ := cbor.Marshal(updateRecord{State: string(protocol.CommitmentActive)})
+	recs := append(extra, ledger.Record{Kind: ledger.KindCommitmentUpdate, Time: n.now(), Session: c.session, Commitment: c.id, Body: ub})
+	if _, err := n.led.Append(ctx, recs...); err != nil {
+		return err
+	}
+	c.state = protocol.CommitmentActive
+	c.updated = n.now()
+	n.m.commitments.WithLabelValues(string(protocol.CommitmentActive)).Inc()
+	n.publishCommitment(c)
+	return nil
+}
+
+// onReceipt receives the acceptor's receipt on the proposer's node.
+func (n *Node) onReceipt(ctx context.Context, from string, raw []byte) *wireResp {
+	r, err := protocol.DecodeReceipt(raw)
+	if err != nil {
+		return refuseErr(err)
+	}
+	c := n.getCommitment(r.CommitmentID)
+	if c == nil {
+		return &wireResp{Code: "not_found", Message: "no commitment " + r.CommitmentID}
+	}
+	if c.remote.Org != from {
+		return refuse(protocol.ErrNotParty, fmt.Errorf("node %s is not a party to %s", from, c.id))
+	}
+	if err := n.checkReceipt(c, raw); err != nil {
+		return refuseErr(err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.theirs != nil {
+		return &wireResp{} // already held: a resend
+	}
+	rb, _ := cbor.Marshal(receiptRecord{Ours: false, Receipt: raw})
+	rec := ledger.Record{Kind: ledger.KindReceipt, Time: n.now(), Session: c.session, Commitment: c.id, Body: rb}
+	if err := n.activateLocked(ctx, c, []ledger.Record{rec}); err != nil {
+		return refuseErr(err)
+	}
+	c.theirs = raw
+	return &wireResp{}
+}
+
+// checkpointer coalesces checkpoint requests: a receipt needs a signed
+// checkpoint covering its entry, and one checkpoint covers every entry
+// before it.
+type checkpointer struct {
+	mu     sync.Mutex
+	size   uint64
+	latest []byte
+}
+
+func (cp *checkpointer) covering(ctx context.Context, l *ledger.Ledger, index uint64) ([]byte, error) {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	if cp.latest != nil && cp.size > index {
+		return cp.latest, nil
+	}
+	// A checkpoint signs at least the entries appended before it is asked for.
+	size := l.Size()
+	if size <= index {
+		return nil, fmt.Errorf("ledger of size %d does not hold entry %d", size, index)
+	}
+	b, err := l.Checkpoint(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cp.latest, cp.size = b, size
+	return b, nil
+}
+
+// Commitments implements api.Backend.
+func (n *Node) Commitments(ctx context.Context, p api.Principal) ([]api.CommitmentInfo, error) {
+	n.sessMu.RLock()
+	var list []*commitment
+	for _, c := range n.commitments {
+		if p.Admin || c.local.id.String() == p.Agent {
+			list = append(list, c)
+		}
+	}
+	n.sessMu.RUnlock()
+	out := make([]api.CommitmentInfo, 0, len(list))
+	for _, c := range list {
+		c.mu.Lock()
+		out = append(out, commitmentInfoLocked(c))
+		c.mu.Unlock()
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
+	return out, nil
+}
+
+// Commitment implements api.Backend.
+func (n *Node) Commitment(ctx context.Context, p api.Principal, id string) (api.CommitmentInfo, error) {
+	c := n.getCommitment(id)
+	if c == nil || (!p.Admin && c.local.id.String() != p.Agent) {
+		return api.CommitmentInfo{}, notFound("commitment", id)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return commitmentInfoLocked(c), nil
+}
+
+// REQUIRES: c.mu.
+func commitmentInfoLocked(c *commitment) api.CommitmentInfo {
+	terms, _ := json.Marshal(c.c.Terms)
+	info := api.CommitmentInfo{
+		CommitmentID: c.id,
+		State:        string(c.state),
+		SessionID:    c.session,
+		Terms:        terms,
+		Parties:      []string{c.c.Offer.Sender, c.c.Acceptance.Sender},
+		CreatedAt:    c.created,
+		UpdatedAt:    c.updated,
+		Signatures: []api.SignatureInfo{
+			{Agent: c.c.Offer.Sender, MessageID: c.c.Offer.MessageID, Signature: base64.StdEncoding.EncodeToString(c.c.Offer.Integrity.Signature)},
+			{Agent: c.c.Acceptance.Sender, MessageID: c.c.Acceptance.MessageID, Signature: base64.StdEncoding.EncodeToString(c.c.Acceptance.Integrity.Signature)},
+		},
+		Receipts: []api.ReceiptInfo{},
+	}
+	for _, raw := range [][]byte{c.ours, c.theirs} {
+		if raw == nil {
+			continue
+		}
+		r, err := protocol.DecodeReceipt(raw)
+		if err != nil {
+			continue
+		}
+		info.Receipts = append(info.Receipts, api.ReceiptInfo{
+			Org: r.Org, LedgerIndex: r.LedgerIndex, Checkpoint: string(r.Checkpoint),
+			Signature: base64.StdEncoding.EncodeToString(r.Signature),
+		})
+	}
+	return info
+}
+
+func (n *Node) publishCommitment(c *commitment) {
+	n.bus.publish(api.Event{Type: "commitment", Data: map[string]any{
+		"commitmentId": c.id, "state": c.state, "sessionId": c.session,
+	}}, c.local.id.String())
+}
+
+func sessionEvent(s *session) api.Event {
+	return api.Event{Type: "session", Data: map[string]any{
+		"sessionId": s.id, "state": s.ps.State(), "from": s.remote.String(),
+	}}
+}

@@ -1,0 +1,210 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/aspnode/asp/ledger"
+	"github.com/aspnode/asp/protocol"
+	"github.com/fxamacker/cbor/v2"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// handleWire serves the session protocol: requests from other nodes. Bad
+// input is refused with a typed code, counted, and changes nothing.
+func (n *Node) handleWire(ctx context.Context, from peer.ID, req []byte) ([]byte, error) {
+	r, err := decodeWireReq(req)
+	var resp *wireResp
+	if err != nil {
+		resp = refuse(protocol.ErrMalformed, err)
+	} else {
+		switch r.Type {
+		case wireEnvelope:
+			resp = n.onEnvelope(ctx, from.String(), r.Envelope)
+		case wireReceipt:
+			resp = n.onReceipt(ctx, from.String(), r.Receipt)
+		case wireAction:
+			resp = n.onAction(ctx, from.String(), r.Action)
+		default:
+			resp = &wireResp{Code: "bad_request", Message: fmt.Sprintf("unknown request type %d", r.Type)}
+		}
+	}
+	if resp.Code != "" {
+		n.m.refusedIncoming.WithLabelValues(resp.Code).Inc()
+		n.log.Debug("refused request", "peer", from, "code", resp.Code, "msg", resp.Message)
+	}
+	return cbor.Marshal(resp)
+}
+
+// refuse turns an error into a refusal. Only the error's text and code are
+// sent; they name nothing private.
+func refuse(code error, err error) *wireResp {
+	c := protocol.ErrorCode(code)
+	if err == nil {
+		err = code
+	}
+	return &wireResp{Code: c, Message: err.Error()}
+}
+
+func refuseErr(err error) *wireResp {
+	if errors.Is(err, errBusy) {
+		return &wireResp{Code: codeBusy, Message: err.Error()}
+	}
+	var rr *RemoteRefusal
+	if errors.As(err, &rr) {
+		return &wireResp{Code: rr.Code, Message: rr.Message}
+	}
+	return &wireResp{Code: protocol.ErrorCode(err), Message: err.Error()}
+}
+
+// onEnvelope receives a session envelope from the node of its sender.
+func (n *Node) onEnvelope(ctx context.Context, from string, raw []byte) *wireResp {
+	env, err := protocol.DecodeEnvelope(raw)
+	if err != nil {
+		return refuseErr(err)
+	}
+	sender, err := protocol.ParseAgentID(env.Sender)
+	if err != nil {
+		return refuseErr(err)
+	}
+	if sender.Org != from {
+		return refuse(protocol.ErrNotParty, fmt.Errorf("node %s may not speak for %s", from, env.Sender))
+	}
+	la := n.localAgent(env.Recipient)
+	if la == nil {
+		return &wireResp{Code: "not_found", Message: "no agent " + env.Recipient + " here"}
+	}
+	s := n.getSession(env.SessionID)
+	if s == nil {
+		if !isInvitation(env) {
+			return &wireResp{Code: "not_found", Message: "no session " + env.SessionID}
+		}
+		now := n.now()
+		s = n.putSession(&session{
+			id:      env.SessionID,
+			lock:    make(chan struct{}, 1),
+			local:   la,
+			remote:  sender,
+			ps:      protocol.NewSession(n.pcfg, env.SessionID, sender, la.id, now),
+			created: now,
+			updated: now,
+		})
+	}
+	if s.remote != sender || s.local != la {
+		return refuse(protocol.ErrNotParty, fmt.Errorf("%s is not a party to session %s", env.Sender, env.SessionID))
+	}
+	if err := s.acquire(ctx, true, !s.initiator); err != nil {
+		return refuseErr(err)
+	}
+	defer s.release()
+	if hasMessage(s.ps, env.MessageID) {
+		return n.dupAckLocked(ctx, s, env)
+	}
+	c, err := n.receiveLocked(ctx, s, env, raw)
+	if err != nil {
+		n.dropIfEmpty(s)
+		return refuseErr(err)
+	}
+	resp := &wireResp{}
+	if c != nil {
+		resp.Receipt = c.ours
+	}
+	if isInvitation(env) {
+		n.bus.publish(sessionEvent(s), la.id.String())
+		if reply := n.consentReplyLocked(ctx, s, env); reply != nil {
+			resp.Reply = reply
+		}
+	}
+	return resp
+}
+
+// dropIfEmpty forgets a session whose invitation was refused.
+func (n *Node) dropIfEmpty(s *session) {
+	if len(s.ps.Transcript()) > 0 {
+		return
+	}
+	n.sessMu.Lock()
+	if n.sessions[s.id] == s {
+		delete(n.sessions, s.id)
+	}
+	n.sessMu.Unlock()
+}
+
+// dupAckLocked answers a resent envelope we already hold: the same answer
+// as the first time.
+// REQUIRES: s.lock.
+func (n *Node) dupAckLocked(ctx context.Context, s *session, env *protocol.Envelope) *wireResp {
+	resp := &wireResp{}
+	tr := s.ps.Transcript()
+	for i, e := range tr {
+		if e.MessageID != env.MessageID {
+			continue
+		}
+		if e.Hash() != env.Hash() {
+			return refuse(protocol.ErrReplay, fmt.Errorf("message %s differs from the one recorded", env.MessageID))
+		}
+		if isInvitation(env) && i+1 < len(tr) && tr[i+1].Sender == s.local.id.String() {
+			if b, err := protocol.EncodeEnvelope(tr[i+1]); err == nil {
+				resp.Reply = b
+			}
+		}
+	}
+	if c := n.commitmentByAcceptance(env.MessageID); c != nil {
+		if err := n.ensureOurReceipt(ctx, c); err != nil {
+			return refuseErr(err)
+		}
+		resp.Receipt = c.ours
+	}
+	return resp
+}
+
+// consentReplyLocked answers an invitation under the organisation's consent
+// policy: accept, decline, or leave it to the agent (ask).
+// REQUIRES: s.lock.
+func (n *Node) consentReplyLocked(ctx context.Context, s *session, inv *protocol.Envelope) []byte {
+	var p protocol.Performative
+	var body protocol.Body
+	switch n.cfg.Consent {
+	case ConsentAsk:
+		return nil
+	case ConsentAllowList:
+		if !contains(n.cfg.Allow, s.remote.Org) {
+			p, body = protocol.Reject, &protocol.RejectBody{ReferenceID: inv.MessageID, Code: "policy_violation", Reason: "invitations are accepted from allowed organisations only"}
+			break
+		}
+		fallthrough
+	default:
+		p, body = protocol.Accept, &protocol.AcceptBody{ReferenceID: inv.MessageID}
+	}
+	env, err := n.prepare(s, p, body, n.now())
+	if err != nil {
+		n.log.Error("consent reply", "session", s.id, "err", err)
+		return nil
+	}
+	raw, err := protocol.EncodeEnvelope(env)
+	if err != nil {
+		return nil
+	}
+	next := s.ps.Clone()
+	if _, err := next.Step(env, n.now()); err != nil {
+		n.log.Error("consent reply", "session", s.id, "err", err)
+		return nil
+	}
+	if _, err := n.led.Append(ctx, envelopeRecord(ledger.KindMessageSent, env, raw)); err != nil {
+		n.log.Error("consent reply", "session", s.id, "err", err)
+		return nil
+	}
+	s.ps = next
+	n.publishMessage(s, env)
+	return raw
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,71 @@
+package node
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/aspnode/asp/ledger"
+	"github.com/aspnode/asp/node/api"
+	"github.com/aspnode/asp/p2p"
+	"github.com/fxamacker/cbor/v2"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// requestTimeout bounds one request to another node.
+const requestTimeout = 10 * time.Second
+
+// request sends one request to the node of org and decodes its answer. A
+// transport failure is an error; a refusal is a response with Code set.
+func (n *Node) request(ctx context.Context, org string, req *wireReq) (*wireResp, error) {
+	pid, err := peer.Decode(org)
+	if err != nil {
+		return nil, err
+	}
+	b, err := cbor.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	out, err := n.host.Request(ctx, pid, p2p.SessionProtocol, b)
+	if err != nil {
+		return nil, err
+	}
+	return decodeWireResp(out)
+}
+
+// Checkpoint implements api.Backend.
+func (n *Node) Checkpoint(ctx context.Context) ([]byte, error) {
+	return n.led.Checkpoint(ctx)
+}
+
+// Entries implements api.Backend.
+func (n *Node) Entries(ctx context.Context, from, limit uint64) (api.EntriesPage, error) {
+	size := n.led.Size()
+	page := api.EntriesPage{Size: size, Entries: []api.EntryInfo{}}
+	if from >= size {
+		return page, nil
+	}
+	ents, err := n.led.Entries(from, limit)
+	if err != nil {
+		return page, err
+	}
+	for _, e := range ents {
+		h := e.Hash()
+		page.Entries = append(page.Entries, api.EntryInfo{
+			Index: e.Index, Time: e.Time, Kind: e.Kind.String(), Session: e.Session, Commitment: e.Commitment,
+			PrevHash: hex.EncodeToString(e.PrevHash[:]), Hash: hex.EncodeToString(h[:]), Body: e.Body,
+		})
+	}
+	return page, nil
+}
+
+func unsupported(what string) error {
+	return api.Errorf(http.StatusNotImplemented, api.CodeUnsupported, "%s is not available on this node", what)
+}
+
+var _ = fmt.Sprintf
+var _ = ledger.KindMessageSent

@@ -1,0 +1,360 @@
+// Package node composes protocol, ledger, p2p and registry into a running
+// organisation node: it hosts agents, drives their sessions, records every
+// decision in the ledger before acting on it, exchanges receipts with
+// counterparties, and serves the local HTTP API.
+//
+// Concurrency: each session is driven under its own lock (one move at a
+// time); the ledger's group commit lets many sessions share one fsync. The
+// node owns every goroutine it starts and stops them in Close.
+package node
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/aspnode/asp/ledger"
+	"github.com/aspnode/asp/node/api"
+	"github.com/aspnode/asp/p2p"
+	"github.com/aspnode/asp/protocol"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Version is the node software version.
+const Version = "0.1.0"
+
+// Option configures a Node.
+type Option func(*options) error
+
+type options struct {
+	logger *slog.Logger
+	clock  func() time.Time
+	fs     vfs.FS
+	rand   io.Reader
+	noAPI  bool
+}
+
+// WithLogger sets the logger. Default: discard.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) error { o.logger = l; return nil }
+}
+
+// WithClock sets the clock. Default time.Now.
+func WithClock(now func() time.Time) Option {
+	return func(o *options) error { o.clock = now; return nil }
+}
+
+// WithFS sets the filesystem of the ledger and state stores. Default: the
+// operating system's.
+func WithFS(fs vfs.FS) Option {
+	return func(o *options) error { o.fs = fs; return nil }
+}
+
+// WithoutAPI skips the HTTP listener (in-process tests call the Backend
+// methods directly or mount Handler themselves).
+func WithoutAPI() Option {
+	return func(o *options) error { o.noAPI = true; return nil }
+}
+
+// Node is one organisation's node.
+type Node struct {
+	cfg  Config
+	opts options
+	log  *slog.Logger
+
+	key       crypto.PrivKey
+	orgKey    ed25519.PrivateKey
+	peerID    string
+	adminHash []byte
+
+	st   *state
+	led  *ledger.Ledger
+	host *p2p.Host
+	reg  *prometheus.Registry
+	m    *metrics
+	bus  *bus
+	ckpt checkpointer
+	pcfg protocol.Config
+
+	agentMu sync.Mutex // serialises agent creation and removal
+	mu      sync.RWMutex
+	agents  map[string]*localAgent // by agent id
+	tokens  map[string]*localAgent // by hex(sha256(token))
+
+	sessMu      sync.RWMutex
+	sessions    map[string]*session    // by session id
+	commitments map[string]*commitment // by commitment id
+
+	ext extensions // registry, trust: optional parts wired in Start
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	httpSrv *http.Server
+	apiURL  string
+	handler http.Handler
+}
+
+// New prepares a node from cfg. It opens nothing; Start does.
+func New(cfg Config, opts ...Option) (*Node, error) {
+	cfg.fillDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	o := options{clock: time.Now, logger: slog.New(slog.DiscardHandler)}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	n := &Node{
+		cfg:         cfg,
+		opts:        o,
+		log:         o.logger,
+		agents:      make(map[string]*localAgent),
+		tokens:      make(map[string]*localAgent),
+		sessions:    make(map[string]*session),
+		commitments: make(map[string]*commitment),
+	}
+	n.pcfg = protocol.Config{}
+	n.pcfg.InviteTimeout = cfg.InviteTimeout
+	return n, nil
+}
+
+func (n *Node) now() time.Time { return protocol.Millis(n.opts.clock()) }
+
+// PeerID is the node's peer id (its organisation id). Valid after Start.
+func (n *Node) PeerID() string { return n.peerID }
+
+// Host is the node's libp2p host. Valid after Start.
+func (n *Node) Host() *p2p.Host { return n.host }
+
+// Ledger is the node's ledger. Valid after Start.
+func (n *Node) Ledger() *ledger.Ledger { return n.led }
+
+// Config returns the configuration the node runs with.
+func (n *Node) Config() Config { return n.cfg }
+
+// APIURL is the base URL of the HTTP API, after Start.
+func (n *Node) APIURL() string { return n.apiURL }
+
+// Handler is the HTTP API handler, after Start.
+func (n *Node) Handler() http.Handler { return n.handler }
+
+// Start opens the stores, joins the network, recovers sessions and
+// commitments from the ledger, resumes pending deliveries and serves the API.
+func (n *Node) Start(ctx context.Context) (err error) {
+	home := n.cfg.Home
+	n.key, err = LoadIdentity(home)
+	if err != nil {
+		return err
+	}
+	n.orgKey, err = p2p.Ed25519Key(n.key)
+	if err != nil {
+		return err
+	}
+	n.peerID = protocol.PeerIDFromPublicKey(n.orgKey.Public().(ed25519.PublicKey))
+	tok, err := ReadAdminToken(home)
+	if err != nil {
+		return fmt.Errorf("admin token: %w", err)
+	}
+	n.adminHash = tokenHash(tok)
+
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+
+	n.reg = prometheus.NewRegistry()
+	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	n.m = newMetrics(n.reg)
+	n.bus = newBus(func() { n.m.eventsDropped.Inc() })
+
+	n.st, err = openState(filepath.Join(home, StateDir), n.opts.fs, n.log)
+	if err != nil {
+		return err
+	}
+	if err := n.openLedger(); err != nil {
+		return err
+	}
+	if err := n.loadAgents(); err != nil {
+		return err
+	}
+	n.host, err = p2p.New(n.ctx, p2p.Config{
+		Key:         n.key,
+		ListenAddrs: n.cfg.Listen,
+		Bootstrap:   n.cfg.Bootstrap,
+		Allow:       nil,
+		Deny:        n.cfg.Deny,
+	}, p2p.WithRegisterer(n.reg), p2p.WithLogger(n.log))
+	if err != nil {
+		return fmt.Errorf("start libp2p: %w", err)
+	}
+	n.host.Handle(p2p.SessionProtocol, n.handleWire)
+	if err := n.recover(ctx); err != nil {
+		return fmt.Errorf("recover from ledger: %w", err)
+	}
+	if err := n.startExtensions(); err != nil {
+		return err
+	}
+	n.handler = api.New(n, api.WithRegisterer(n.reg), api.WithLogger(n.log))
+	if !n.opts.noAPI {
+		if err := n.serveAPI(); err != nil {
+			return err
+		}
+	}
+	n.wg.Add(1)
+	go n.run()
+	if len(n.cfg.Bootstrap) > 0 {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			if err := n.host.Bootstrap(n.ctx); err != nil {
+				n.log.Warn("bootstrap", "err", err)
+			}
+		}()
+	}
+	n.log.Info("ready", "peer", n.peerID, "api", n.apiURL, "addrs", n.host.Addrs())
+	return nil
+}
+
+func (n *Node) serveAPI() error {
+	ln, err := net.Listen("tcp", n.cfg.API)
+	if err != nil {
+		return fmt.Errorf("api listen %s: %w", n.cfg.API, err)
+	}
+	n.apiURL = "http://" + ln.Addr().String()
+	n.httpSrv = &http.Server{
+		Handler:           n.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := n.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("api", "err", err)
+		}
+	}()
+	// The api file appears atomically, once the listener accepts.
+	path := filepath.Join(n.cfg.Home, APIFile)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(n.apiURL+"\n"), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// run drives timers: invitation timeouts, offer expiry, resending what a
+// counterparty has not acknowledged.
+func (n *Node) run() {
+	defer n.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+			n.tick()
+			n.resendPending()
+		}
+	}
+}
+
+// Close shuts the node down: the API stops taking requests, sessions are
+// left consistent (every acknowledged move is durable), the ledger is synced
+// and closed. Close is safe to call more than once.
+func (n *Node) Close() error {
+	if n.cancel == nil {
+		return nil
+	}
+	var errs []error
+	if n.httpSrv != nil {
+		os.Remove(filepath.Join(n.cfg.Home, APIFile))
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		_ = n.httpSrv.Shutdown(ctx)
+		cancel()
+		n.httpSrv = nil
+	}
+	if n.bus != nil {
+		n.bus.closeAll()
+	}
+	n.cancel()
+	n.stopExtensions()
+	if n.host != nil {
+		errs = append(errs, n.host.Close())
+		n.host = nil
+	}
+	n.wg.Wait()
+	if n.led != nil {
+		errs = append(errs, n.led.Close())
+		n.led = nil
+	}
+	if n.st != nil {
+		errs = append(errs, n.st.Close())
+		n.st = nil
+	}
+	return errors.Join(errs...)
+}
+
+// NodeInfo implements api.Backend.
+func (n *Node) NodeInfo(ctx context.Context) (api.NodeInfo, error) {
+	info := api.NodeInfo{PeerID: n.peerID, Org: n.cfg.Org, Version: Version}
+	for _, a := range n.host.Addrs() {
+		info.Addrs = append(info.Addrs, a.String()+"/p2p/"+n.peerID)
+	}
+	info.Peers = len(n.host.Host().Network().Peers())
+	if info.Peers == 0 {
+		info.Warnings = append(info.Warnings, "no peers: this node is alone on the network (configure bootstrap peers)")
+	}
+	return info, nil
+}
+
+// Metrics implements api.Backend.
+func (n *Node) Metrics() http.Handler {
+	return promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg})
+}
+
+// Registerer is the node's Prometheus registry.
+func (n *Node) Registerer() prometheus.Registerer { return n.reg }
+var _ api.Backend = (*Node)(nil)
+var _ api.SessionLister = (*Node)(nil)
+
+// openLedger opens DIR/ledger with the node's checkpoint signer, whose key
+// the identity key derives and certifies.
+func (n *Node) openLedger() error {
+	origin := ledger.OriginFor(n.peerID)
+	signer, cert, err := ledger.NewCheckpointSigner(n.orgKey, origin)
+	if err != nil {
+		return err
+	}
+	n.led, err = ledger.Open(filepath.Join(n.cfg.Home, LedgerDir), ledger.Options{
+		FS:             n.opts.fs,
+		Logger:         n.log,
+		Origin:         origin,
+		Signer:         signer,
+		KeyCertificate: cert,
+		Now:            n.opts.clock,
+	})
+	if err != nil {
+		return fmt.Errorf("open ledger: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,182 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/aspnode/asp/node/api"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// startNode initialises a home in a temp dir and starts a real node on
+// loopback (libp2p over TCP and QUIC, Pebble on disk, real keys).
+func startNode(t testing.TB, home string, bootstrap ...string) *Node {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(home, ConfigFile)); err != nil {
+		if _, err := Init(home, filepath.Base(home), "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, err := LoadConfig(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Bootstrap = bootstrap
+	var log *slog.Logger
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	opts := []Option{}
+	if log != nil {
+		opts = append(opts, WithLogger(log))
+	}
+	n, err := New(cfg, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// connect makes a and b know each other's addresses.
+func connect(t testing.TB, a, b *Node) {
+	t.Helper()
+	ai := peer.AddrInfo{ID: b.host.ID(), Addrs: b.host.Addrs()}
+	if err := a.host.Connect(context.Background(), ai); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type pair struct {
+	buyerNode, vendorNode *Node
+	buyer, vendor         string // agent ids
+}
+
+func newPair(t testing.TB) *pair {
+	t.Helper()
+	dir := t.TempDir()
+	a := startNode(t, filepath.Join(dir, "buyer-org"))
+	b := startNode(t, filepath.Join(dir, "vendor-org"))
+	t.Cleanup(func() { a.Close(); b.Close() })
+	connect(t, a, b)
+	ctx := context.Background()
+	ra, err := a.CreateAgent(ctx, api.CreateAgentRequest{Name: "buyer", Capabilities: []string{"procurement"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, err := b.CreateAgent(ctx, api.CreateAgentRequest{Name: "vendor", Capabilities: []string{"compute.gpu-hours"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &pair{buyerNode: a, vendorNode: b, buyer: ra.AgentID, vendor: rb.AgentID}
+}
+
+func terms(price string) json.RawMessage {
+	return json.RawMessage(fmt.Sprintf(`{"resource":"gpu-hours","quantity":"1000","unit":"hour","unitPrice":%q,"currency":"USD","deliverBy":"2027-03-15T00:00:00.000Z","penalty":"5%% per day late"}`, price))
+}
+
+// seedDeal plays the seed scenario and returns the commitment id.
+func seedDeal(t testing.TB, p *pair) string {
+	t.Helper()
+	ctx := context.Background()
+	s, err := p.buyerNode.OpenSession(ctx, p.buyer, api.OpenSessionRequest{To: p.vendor})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.State != "INTRODUCED" {
+		t.Fatalf("session state after invitation = %s, want INTRODUCED", s.State)
+	}
+	send := func(n *Node, from, perf string, tm json.RawMessage) api.SendMessageResult {
+		t.Helper()
+		r, err := n.SendMessage(ctx, from, s.SessionID, api.SendMessageRequest{Performative: perf, Terms: tm})
+		if err != nil {
+			t.Fatalf("%s %s: %v", from, perf, err)
+		}
+		return r
+	}
+	send(p.buyerNode, p.buyer, "PROPOSE", terms("2.40"))
+	send(p.vendorNode, p.vendor, "COUNTER", terms("2.80"))
+	send(p.buyerNode, p.buyer, "PROPOSE", terms("2.55"))
+	r := send(p.vendorNode, p.vendor, "ACCEPT", nil)
+	if r.CommitmentID == "" {
+		t.Fatal("ACCEPT formed no commitment")
+	}
+	return r.CommitmentID
+}
+
+// awaitActive polls until the commitment is ACTIVE on n.
+func awaitActive(t testing.TB, n *Node, id string) api.CommitmentInfo {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := n.Commitment(context.Background(), api.Principal{Admin: true}, id)
+		if err == nil && c.State == "ACTIVE" {
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("commitment %s on %s: state %q err %v, want ACTIVE", id, n.peerID, c.State, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestSeedDealEndToEnd(t *testing.T) {
+	p := newPair(t)
+	id := seedDeal(t, p)
+	cb := awaitActive(t, p.buyerNode, id)
+	cv := awaitActive(t, p.vendorNode, id)
+	for _, c := range []api.CommitmentInfo{cb, cv} {
+		if len(c.Signatures) != 2 || len(c.Receipts) != 2 {
+			t.Fatalf("commitment has %d signatures, %d receipts; want 2 and 2", len(c.Signatures), len(c.Receipts))
+		}
+		var tm map[string]any
+		if err := json.Unmarshal(c.Terms, &tm); err != nil || tm["unitPrice"] != "2.55" {
+			t.Fatalf("terms %s, want unitPrice 2.55", c.Terms)
+		}
+	}
+	orgs := map[string]bool{}
+	for _, r := range cb.Receipts {
+		orgs[r.Org] = true
+	}
+	if !orgs[p.buyerNode.peerID] || !orgs[p.vendorNode.peerID] {
+		t.Fatalf("receipts from %v, want both organisations", orgs)
+	}
+	for _, n := range []*Node{p.buyerNode, p.vendorNode} {
+		if err := n.led.Check(context.Background()); err != nil {
+			t.Fatalf("ledger check on %s: %v", n.peerID, err)
+		}
+	}
+}
+
+func TestRestartKeepsCommitments(t *testing.T) {
+	p := newPair(t)
+	id := seedDeal(t, p)
+	awaitActive(t, p.vendorNode, id)
+	awaitActive(t, p.buyerNode, id)
+	home := p.vendorNode.cfg.Home
+	if err := p.vendorNode.Close(); err != nil {
+		t.Fatal(err)
+	}
+	v2 := startNode(t, home)
+	defer v2.Close()
+	c := awaitActive(t, v2, id)
+	if len(c.Receipts) != 2 {
+		t.Fatalf("after restart: %d receipts", len(c.Receipts))
+	}
+	if err := v2.led.Check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// The session resumes: the vendor can close it.
+	list, _ := v2.Sessions(context.Background(), api.Principal{Admin: true})
+	if len(list) != 1 || list[0].State != "EXECUTING" {
+		t.Fatalf("sessions after restart: %+v", list)
+	}
+}

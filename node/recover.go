@@ -1,0 +1,219 @@
+package node
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/aspnode/asp/ledger"
+	"github.com/aspnode/asp/protocol"
+	"github.com/fxamacker/cbor/v2"
+)
+
+// recover rebuilds sessions and commitments from the ledger, the only
+// source of truth: every move this node acknowledged or sent is in it. A
+// move we recorded and sent but whose acknowledgement we never saw is
+// pending and is resent (the counterparty dedupes it).
+func (n *Node) recover(ctx context.Context) error {
+	type msg struct {
+		sent  bool
+		env   *protocol.Envelope
+		index uint64
+	}
+	lastEntry := map[string]uint64{} // session id -> index of its last entry
+	bySession := map[string][]msg{}
+	var order []string
+	refused := map[string]bool{}
+	type cstate struct {
+		index   uint64
+		ours    []byte
+		theirs  []byte
+		state   protocol.CommitmentState
+		actions [][]byte
+		session string
+	}
+	cs := map[string]*cstate{}
+
+	size := n.led.Size()
+	const page = 4096
+	for from := uint64(0); from < size; from += page {
+		ents, err := n.led.Entries(from, page)
+		if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			if e.Session != "" && e.Kind != kindMessageRefused {
+				lastEntry[e.Session] = e.Index
+			}
+			switch e.Kind {
+			case ledger.KindMessageSent, ledger.KindMessageReceived:
+				env, err := protocol.DecodeEnvelope(e.Body)
+				if err != nil {
+					return fmt.Errorf("entry %d: %w", e.Index, err)
+				}
+				if _, ok := bySession[env.SessionID]; !ok {
+					order = append(order, env.SessionID)
+				}
+				bySession[env.SessionID] = append(bySession[env.SessionID], msg{sent: e.Kind == ledger.KindMessageSent, env: env, index: e.Index})
+			case kindMessageRefused:
+				var r refusal
+				if err := cbor.Unmarshal(e.Body, &r); err == nil {
+					refused[r.MessageID] = true
+				}
+			case ledger.KindCommitment:
+				cs[e.Commitment] = &cstate{index: e.Index, state: protocol.CommitmentPending, session: e.Session}
+			case ledger.KindReceipt:
+				var r receiptRecord
+				if c := cs[e.Commitment]; c != nil && cbor.Unmarshal(e.Body, &r) == nil {
+					if r.Ours {
+						c.ours = r.Receipt
+					} else {
+						c.theirs = r.Receipt
+					}
+				}
+			case ledger.KindCommitmentUpdate:
+				var u updateRecord
+				if c := cs[e.Commitment]; c != nil && cbor.Unmarshal(e.Body, &u) == nil {
+					c.state = protocol.CommitmentState(u.State)
+					if u.Action != nil {
+						c.actions = append(c.actions, u.Action)
+					}
+				}
+			}
+		}
+	}
+
+	for _, id := range order {
+		msgs := bySession[id]
+		var live []msg
+		for _, m := range msgs {
+			if !refused[m.env.MessageID] {
+				live = append(live, m)
+			}
+		}
+		if len(live) == 0 {
+			continue
+		}
+		first := live[0].env
+		init, err := protocol.ParseAgentID(first.Sender)
+		if err != nil {
+			return err
+		}
+		resp, err := protocol.ParseAgentID(first.Recipient)
+		if err != nil {
+			return err
+		}
+		s := &session{id: id, lock: make(chan struct{}, 1), created: first.Timestamp}
+		if live[0].sent {
+			s.initiator, s.remote = true, resp
+			s.local = n.localAgent(init.String())
+		} else {
+			s.remote = init
+			s.local = n.localAgent(resp.String())
+		}
+		if s.local == nil {
+			n.log.Warn("session of a removed agent not restored", "session", id)
+			continue
+		}
+		s.ps = protocol.NewSession(n.pcfg, id, init, resp, first.Timestamp)
+		for i, m := range live {
+			// The last move we sent, with nothing recorded after it, may
+			// never have reached the counterparty: it is resent before it is
+			// applied. (An answer to an invitation is applied when sent.)
+			if m.sent && i == len(live)-1 && lastEntry[id] == m.index && !(i == 1 && isInvitation(live[0].env) && !s.initiator) {
+				s.pending = m.env
+				break
+			}
+			eff, err := s.ps.Step(m.env, m.env.Timestamp)
+			if err != nil {
+				return fmt.Errorf("replay session %s message %s: %w", id, m.env.MessageID, err)
+			}
+			s.updated = m.env.Timestamp
+			if eff.Commitment != nil {
+				st := cs[eff.Commitment.ID]
+				if st == nil {
+					// Formed but not recorded as a commitment: the crash
+					// came between the message and the commitment entry.
+					// Record it now (the receiver side never acked without it).
+					continue
+				}
+				c := &commitment{
+					id: eff.Commitment.ID, c: eff.Commitment, session: id, local: s.local, remote: s.remote,
+					acceptor: m.sent, index: st.index, ours: st.ours, theirs: st.theirs, state: st.state,
+					created: m.env.Timestamp, updated: m.env.Timestamp, actions: st.actions,
+				}
+				n.commitments[c.id] = c
+			}
+		}
+		n.sessions[id] = s
+	}
+	n.log.Info("recovered", "entries", size, "sessions", len(n.sessions), "commitments", len(n.commitments))
+	return nil
+}
+
+// resendPending pushes what a counterparty has not acknowledged: pending
+// moves, and receipts of commitments not yet ACTIVE.
+func (n *Node) resendPending() {
+	ctx := n.ctx
+	n.sessMu.RLock()
+	var ss []*session
+	for _, s := range n.sessions {
+		if s.pending != nil {
+			ss = append(ss, s)
+		}
+	}
+	var cs []*commitment
+	for _, c := range n.commitments {
+		if c.state == protocol.CommitmentPending {
+			cs = append(cs, c)
+		}
+	}
+	n.sessMu.RUnlock()
+	for _, s := range ss {
+		select {
+		case s.lock <- struct{}{}:
+		default:
+			continue
+		}
+		if env := s.pending; env != nil {
+			n.m.resends.Inc()
+			n.resendLocked(ctx, s, env)
+		}
+		s.release()
+	}
+	for _, c := range cs {
+		if !c.mu.TryLock() {
+			continue
+		}
+		if c.state == protocol.CommitmentPending {
+			if c.ours == nil {
+				if err := n.ensureOurReceiptLocked(ctx, c); err != nil {
+					n.log.Warn("receipt", "commitment", c.id, "err", err)
+				}
+			}
+			if c.acceptor && c.theirs != nil && c.ours != nil {
+				n.m.resends.Inc()
+				n.sendReceiptLocked(ctx, c)
+			}
+		}
+		c.mu.Unlock()
+	}
+}
+
+// resendLocked resends a pending move and settles it.
+// REQUIRES: s.lock.
+func (n *Node) resendLocked(ctx context.Context, s *session, env *protocol.Envelope) {
+	raw, err := protocol.EncodeEnvelope(env)
+	if err != nil {
+		return
+	}
+	next := s.ps.Clone()
+	eff, err := next.Step(env, env.Timestamp)
+	if err != nil {
+		n.log.Error("pending move no longer applies", "session", s.id, "err", err)
+		s.pending = nil
+		return
+	}
+	if _, err := n.deliverLocked(ctx, s, env, raw, next, eff); err != nil {
+		n.log.Debug("resend", "session", s.id, "err", err)
+	}
+}

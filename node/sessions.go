@@ -1,0 +1,447 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/aspnode/asp/ledger"
+	"github.com/aspnode/asp/node/api"
+	"github.com/aspnode/asp/protocol"
+	"github.com/fxamacker/cbor/v2"
+)
+
+// session is the node's side of one session: the protocol state machine of
+// the session plus what the node needs to drive it.
+//
+// A move is applied to ps only once the counterparty has acknowledged it
+// (outgoing) or once it is durable in our ledger (incoming), so both sides
+// always hold the same transcript.
+type session struct {
+	id        string
+	lock      chan struct{} // one move at a time; a 1-slot semaphore so waits can time out
+	sending   atomic.Bool   // an outgoing move is in flight (lock held)
+	local     *localAgent   // our party
+	remote    protocol.AgentID
+	initiator bool // local opened the session
+
+	// Guarded by lock.
+	ps      *protocol.Session
+	pending *protocol.Envelope // recorded and sent, not yet acknowledged
+	created time.Time
+	updated time.Time
+}
+
+// priorityWait is how long an incoming move with priority waits for our own
+// in-flight move to resolve.
+const priorityWait = 5 * time.Second
+
+// acquire takes the session lock. An incoming move from the initiator has
+// priority: it waits for an in-flight move of ours, which the initiator's node
+// refuses as busy. Any other move arriving while we are sending is refused
+// as busy at once, so two nodes moving at the same time never wait on each
+// other.
+func (s *session) acquire(ctx context.Context, incoming, priority bool) error {
+	select {
+	case s.lock <- struct{}{}:
+		return nil
+	default:
+	}
+	if incoming && !priority && s.sending.Load() {
+		return errBusy
+	}
+	t := time.NewTimer(priorityWait)
+	defer t.Stop()
+	select {
+	case s.lock <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		if incoming {
+			return errBusy
+		}
+		return api.Timeout("session %s is busy", s.id)
+	}
+}
+
+func (s *session) release() { <-s.lock }
+
+
+func (n *Node) getSession(id string) *session {
+	n.sessMu.RLock()
+	defer n.sessMu.RUnlock()
+	return n.sessions[id]
+}
+
+// putSession inserts s unless a session with its id exists; it returns the
+// session in the map.
+func (n *Node) putSession(s *session) *session {
+	n.sessMu.Lock()
+	defer n.sessMu.Unlock()
+	if old := n.sessions[s.id]; old != nil {
+		return old
+	}
+	n.sessions[s.id] = s
+	return s
+}
+
+// OpenSession implements api.Backend: it invites the counterparty and, under
+// its consent policy, usually returns an introduced session.
+func (n *Node) OpenSession(ctx context.Context, from string, req api.OpenSessionRequest) (api.SessionInfo, error) {
+	la := n.localAgent(from)
+	if la == nil {
+		return api.SessionInfo{}, api.Unauthorized("agent %s is not hosted here", from)
+	}
+	to, err := protocol.ParseAgentID(req.To)
+	if err != nil {
+		return api.SessionInfo{}, api.BadRequest("to: %v", err)
+	}
+	if to.Org == n.peerID {
+		return api.SessionInfo{}, api.BadRequest("%s is hosted by this node: sessions join agents of different organisations", req.To)
+	}
+	now := n.now()
+	sid, err := protocol.NewSessionID(now, rand.Reader)
+	if err != nil {
+		return api.SessionInfo{}, err
+	}
+	s := &session{
+		id:        sid,
+		lock:      make(chan struct{}, 1),
+		local:     la,
+		remote:    to,
+		initiator: true,
+		created:   now,
+		updated:   now,
+	}
+	s.ps = protocol.NewSession(n.pcfg, s.id, la.id, to, now)
+	n.putSession(s)
+	if err := s.acquire(ctx, false, false); err != nil {
+		return api.SessionInfo{}, err
+	}
+	defer s.release()
+	env, err := n.prepare(s, protocol.Propose, &protocol.ProposeBody{Type: protocol.InvitationType, Subject: "session invitation from " + la.id.String()}, now)
+	if err != nil {
+		return api.SessionInfo{}, err
+	}
+	if _, err := n.moveLocked(ctx, s, env); err != nil {
+		return n.sessionInfoLocked(s), err
+	}
+	return n.sessionInfoLocked(s), nil
+}
+
+// prepare builds and signs the local agent's next envelope.
+// REQUIRES: s.lock.
+func (n *Node) prepare(s *session, p protocol.Performative, body protocol.Body, now time.Time) (*protocol.Envelope, error) {
+	env, err := s.ps.Prepare(s.local.id, p, body, now, rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	if err := env.Seal(s.local.key, s.local.cert); err != nil {
+		return nil, err
+	}
+	return env, nil
+}
+
+// SendMessage implements api.Backend.
+func (n *Node) SendMessage(ctx context.Context, from, sessionID string, req api.SendMessageRequest) (api.SendMessageResult, error) {
+	s := n.getSession(sessionID)
+	if s == nil || s.local.id.String() != from {
+		return api.SendMessageResult{}, notFound("session", sessionID)
+	}
+	p := protocol.Performative(req.Performative)
+	body, err := bodyFromRequest(p, req.Terms, req.ReferenceID, req.Body)
+	if err != nil {
+		return api.SendMessageResult{}, err
+	}
+	if err := s.acquire(ctx, false, false); err != nil {
+		return api.SendMessageResult{}, err
+	}
+	defer s.release()
+	if s.pending != nil {
+		return api.SendMessageResult{}, api.Conflict("pending", "the previous move in this session is not yet acknowledged by the counterparty; it is being resent")
+	}
+	env, err := n.prepare(s, p, body, n.now())
+	if err != nil {
+		return api.SendMessageResult{}, err
+	}
+	c, err := n.moveLocked(ctx, s, env)
+	if err != nil {
+		return api.SendMessageResult{}, err
+	}
+	h := env.Hash()
+	res := api.SendMessageResult{
+		MessageID:      env.MessageID,
+		SequenceNumber: env.SequenceNumber,
+		Hash:           hex.EncodeToString(h[:]),
+		State:          string(s.ps.State()),
+	}
+	if c != nil {
+		res.CommitmentID = c.id
+	}
+	return res, nil
+}
+
+// msgRecord is the body of a message entry: the envelope's canonical bytes.
+func envelopeRecord(kind ledger.Kind, env *protocol.Envelope, raw []byte) ledger.Record {
+	return ledger.Record{Kind: kind, Time: env.Timestamp, Session: env.SessionID, Body: raw}
+}
+
+// refusal is the body of a KindMessageRefused entry.
+type refusal struct {
+	MessageID string `cbor:"1,keyasint"`
+	Code      string `cbor:"2,keyasint"`
+	Reason    string `cbor:"3,keyasint,omitempty"`
+}
+
+// moveLocked makes one outgoing move: check it on a copy of the state
+// machine, record it, send it, and apply it once the counterparty
+// acknowledges. It returns the commitment the move formed, if any.
+// REQUIRES: s.lock.
+func (n *Node) moveLocked(ctx context.Context, s *session, env *protocol.Envelope) (*commitment, error) {
+	now := n.now()
+	next := s.ps.Clone()
+	eff, err := next.Step(env, now)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := protocol.EncodeEnvelope(env)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := n.led.Append(ctx, envelopeRecord(ledger.KindMessageSent, env, raw)); err != nil {
+		return nil, fmt.Errorf("record message: %w", err)
+	}
+	return n.deliverLocked(ctx, s, env, raw, next, eff)
+}
+
+// deliverLocked sends a recorded move and settles it.
+// REQUIRES: s.lock.
+func (n *Node) deliverLocked(ctx context.Context, s *session, env *protocol.Envelope, raw []byte, next *protocol.Session, eff protocol.Effects) (*commitment, error) {
+	start := time.Now()
+	s.sending.Store(true)
+	resp, err := n.request(ctx, s.remote.Org, &wireReq{Type: wireEnvelope, Envelope: raw})
+	s.sending.Store(false)
+	if err != nil {
+		s.pending = env
+		n.log.Warn("delivery failed; will resend", "session", s.id, "message", env.MessageID, "err", err)
+		return nil, api.Errorf(http.StatusGatewayTimeout, api.CodeTimeout,
+			"message %s is recorded but the counterparty did not acknowledge it yet; it will be resent", env.MessageID)
+	}
+	s.pending = nil
+	if resp.Code != "" {
+		n.m.refusedOutgoing.WithLabelValues(resp.Code).Inc()
+		body, _ := cbor.Marshal(refusal{MessageID: env.MessageID, Code: resp.Code, Reason: resp.Message})
+		if _, err := n.led.Append(ctx, ledger.Record{Kind: kindMessageRefused, Time: n.now(), Session: s.id, Body: body}); err != nil {
+			return nil, err
+		}
+		if resp.Code == codeBusy {
+			return nil, api.Conflict("conflict", "the counterparty moved in this session at the same time; read the session and retry")
+		}
+		return nil, &RemoteRefusal{Code: resp.Code, Message: resp.Message}
+	}
+	n.m.moveSeconds.Observe(time.Since(start).Seconds())
+	n.m.messagesSent.Inc()
+	s.ps = next
+	s.updated = n.now()
+	n.publishMessage(s, env)
+	var c *commitment
+	if eff.Commitment != nil {
+		c, err = n.commitmentFormed(ctx, s, eff.Commitment, resp.Receipt, true)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if len(resp.Reply) > 0 {
+		if err := n.applyReplyLocked(ctx, s, resp.Reply); err != nil {
+			n.log.Warn("counterparty reply refused", "session", s.id, "err", err)
+		}
+	}
+	return c, nil
+}
+
+// applyReplyLocked applies an envelope the counterparty sent back in its
+// acknowledgement (its answer to our invitation).
+// REQUIRES: s.lock.
+func (n *Node) applyReplyLocked(ctx context.Context, s *session, raw []byte) error {
+	env, err := protocol.DecodeEnvelope(raw)
+	if err != nil {
+		return err
+	}
+	if env.Sender != s.remote.String() {
+		return fmt.Errorf("reply from %s, want %s", env.Sender, s.remote)
+	}
+	_, err = n.receiveLocked(ctx, s, env, raw)
+	return err
+}
+
+// receiveLocked verifies and records an incoming envelope, then applies it.
+// It returns our receipt when the envelope formed a commitment.
+// REQUIRES: s.lock.
+func (n *Node) receiveLocked(ctx context.Context, s *session, env *protocol.Envelope, raw []byte) (*commitment, error) {
+	next := s.ps.Clone()
+	eff, err := next.Step(env, n.now())
+	if err != nil {
+		return nil, err
+	}
+	rec := envelopeRecord(ledger.KindMessageReceived, env, raw)
+	if eff.Commitment != nil {
+		// The message and the commitment it forms are recorded together.
+		c, err := n.commitmentFormed(ctx, s, eff.Commitment, nil, false, rec)
+		if err != nil {
+			return nil, err
+		}
+		n.m.messagesReceived.Inc()
+		s.ps = next
+		s.updated = n.now()
+		n.publishMessage(s, env)
+		return c, nil
+	}
+	if _, err := n.led.Append(ctx, rec); err != nil {
+		return nil, fmt.Errorf("record message: %w", err)
+	}
+	n.m.messagesReceived.Inc()
+	s.ps = next
+	s.updated = n.now()
+	n.publishMessage(s, env)
+	return nil, nil
+}
+
+// tick advances every session's clock: unanswered invitations fail, offers
+// expire.
+func (n *Node) tick() {
+	now := n.now()
+	n.sessMu.RLock()
+	list := make([]*session, 0, len(n.sessions))
+	for _, s := range n.sessions {
+		list = append(list, s)
+	}
+	n.sessMu.RUnlock()
+	for _, s := range list {
+		select {
+		case s.lock <- struct{}{}:
+		default:
+			continue
+		}
+		before := s.ps.State()
+		s.ps.Tick(now)
+		if after := s.ps.State(); after != before {
+			s.updated = now
+			n.bus.publish(api.Event{Type: "session", Data: map[string]any{"sessionId": s.id, "state": after}}, s.local.id.String())
+		}
+		s.release()
+	}
+}
+
+// Session implements api.Backend.
+func (n *Node) Session(ctx context.Context, p api.Principal, sessionID string) (api.SessionInfo, error) {
+	s := n.getSession(sessionID)
+	if s == nil || (!p.Admin && s.local.id.String() != p.Agent) {
+		return api.SessionInfo{}, notFound("session", sessionID)
+	}
+	if err := s.acquire(ctx, false, false); err != nil {
+		return api.SessionInfo{}, err
+	}
+	defer s.release()
+	return n.sessionInfoLocked(s), nil
+}
+
+// Sessions implements api.SessionLister.
+func (n *Node) Sessions(ctx context.Context, p api.Principal) ([]api.SessionInfo, error) {
+	n.sessMu.RLock()
+	var list []*session
+	for _, s := range n.sessions {
+		if p.Admin || s.local.id.String() == p.Agent {
+			list = append(list, s)
+		}
+	}
+	n.sessMu.RUnlock()
+	out := make([]api.SessionInfo, 0, len(list))
+	for _, s := range list {
+		if err := s.acquire(ctx, false, false); err != nil {
+			return nil, err
+		}
+		out = append(out, n.sessionInfoLocked(s))
+		s.release()
+	}
+	return out, nil
+}
+
+// REQUIRES: s.lock.
+func (n *Node) sessionInfoLocked(s *session) api.SessionInfo {
+	info := api.SessionInfo{
+		SessionID: s.id,
+		State:     string(s.ps.State()),
+		CreatedAt: s.created,
+		UpdatedAt: s.updated,
+		Messages:  []json.RawMessage{},
+	}
+	if s.initiator {
+		info.Participants = []string{s.local.id.String(), s.remote.String()}
+	} else {
+		info.Participants = []string{s.remote.String(), s.local.id.String()}
+	}
+	for _, e := range s.ps.Transcript() {
+		b, err := json.Marshal(e)
+		if err == nil {
+			info.Messages = append(info.Messages, b)
+		}
+	}
+	if cs := s.ps.Commitments(); len(cs) > 0 {
+		info.CommitmentID = cs[len(cs)-1].ID
+	}
+	return info
+}
+
+func (n *Node) publishMessage(s *session, env *protocol.Envelope) {
+	b, err := json.Marshal(env)
+	if err != nil {
+		return
+	}
+	n.bus.publish(api.Event{Type: "message", Data: json.RawMessage(b)}, s.local.id.String())
+}
+
+var errNoSession = errors.New("no such session")
+
+func isInvitation(env *protocol.Envelope) bool {
+	b, ok := env.Body.(*protocol.ProposeBody)
+	return ok && env.Performative == protocol.Propose && b.IsInvitation()
+}
+
+func hasMessage(s *protocol.Session, id string) bool {
+	_, ok := s.Envelope(id)
+	return ok
+}
+
+// bodyFromRequest builds a typed body from the API's request: terms and
+// referenceId may be given beside the body or inside it.
+func bodyFromRequest(p protocol.Performative, terms json.RawMessage, ref string, body json.RawMessage) (protocol.Body, error) {
+	if !p.Valid() {
+		return nil, api.BadRequest("unknown performative %q", p)
+	}
+	obj := map[string]json.RawMessage{}
+	if len(body) > 0 {
+		if err := json.Unmarshal(body, &obj); err != nil {
+			return nil, api.BadRequest("body: %v", err)
+		}
+	}
+	if len(terms) > 0 {
+		obj["terms"] = terms
+	}
+	if ref != "" {
+		b, _ := json.Marshal(ref)
+		obj["referenceId"] = b
+	}
+	raw, _ := json.Marshal(obj)
+	b, err := protocol.DecodeBodyJSON(p, raw)
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}

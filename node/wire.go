@@ -1,0 +1,85 @@
+package node
+
+import (
+	"fmt"
+	"github.com/aspnode/asp/ledger"
+
+	"github.com/fxamacker/cbor/v2"
+)
+
+// Node-to-node messages on the session protocol (p2p.SessionProtocol). Each
+// request gets exactly one response. Requests are idempotent: a resent
+// request gets the answer the first one got (at-least-once delivery with
+// dedupe by message id or commitment id).
+
+// Request types.
+const (
+	wireEnvelope uint8 = 1 // a signed session envelope
+	wireReceipt  uint8 = 2 // our receipt for a commitment
+	wireAction   uint8 = 3 // a signed commitment action (fulfil, confirm, ...)
+)
+
+// maxWire caps a decoded request or response.
+const maxWire = 1 << 20
+
+type wireReq struct {
+	Type     uint8  `cbor:"1,keyasint"`
+	Envelope []byte `cbor:"2,keyasint,omitempty"` // protocol envelope, canonical CBOR
+	Receipt  []byte `cbor:"3,keyasint,omitempty"` // protocol receipt, CBOR
+	Action   []byte `cbor:"4,keyasint,omitempty"` // protocol commitment action, CBOR
+}
+
+type wireResp struct {
+	// Code is empty on success, else the ASP error code of the refusal
+	// ("busy" when the peer is sending in the same session right now).
+	Code    string `cbor:"1,keyasint,omitempty"`
+	Message string `cbor:"2,keyasint,omitempty"`
+	// Reply is the peer's answering envelope, if it answered at once
+	// (an invitation accepted or declined under its consent policy).
+	Reply []byte `cbor:"3,keyasint,omitempty"`
+	// Receipt is the peer's receipt when the request formed a commitment.
+	Receipt []byte `cbor:"4,keyasint,omitempty"`
+}
+
+// codeBusy is the refusal a node answers while it is itself sending in the
+// session and the incoming move does not have priority.
+const codeBusy = "busy"
+
+// RemoteRefusal is a counterparty node's refusal of a request.
+type RemoteRefusal struct {
+	Code    string
+	Message string
+}
+
+func (e *RemoteRefusal) Error() string {
+	return fmt.Sprintf("counterparty refused: %s: %s", e.Code, e.Message)
+}
+
+// ASPCode reports the refusal's ASP error code.
+func (e *RemoteRefusal) ASPCode() string { return e.Code }
+
+var wireDec, _ = cbor.DecOptions{MaxArrayElements: 16, MaxMapPairs: 16, MaxNestedLevels: 4}.DecMode()
+
+func decodeWireReq(b []byte) (*wireReq, error) {
+	if len(b) > maxWire {
+		return nil, fmt.Errorf("request of %d bytes exceeds %d", len(b), maxWire)
+	}
+	var r wireReq
+	if err := wireDec.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("malformed request: %w", err)
+	}
+	return &r, nil
+}
+
+func decodeWireResp(b []byte) (*wireResp, error) {
+	var r wireResp
+	if err := wireDec.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("malformed response: %w", err)
+	}
+	return &r, nil
+}
+
+// kindMessageRefused is the ledger kind of a record that the counterparty
+// refused one of our moves: the move named stays in the ledger (it was
+// recorded before it was sent) but never entered the session.
+const kindMessageRefused = ledger.Kind(32)
