@@ -334,6 +334,7 @@ func (n *Node) Metrics() http.Handler {
 
 // Registerer is the node's Prometheus registry.
 func (n *Node) Registerer() prometheus.Registerer { return n.reg }
+
 var _ api.Backend = (*Node)(nil)
 var _ api.SessionLister = (*Node)(nil)
 

@@ -73,7 +73,6 @@ func (s *session) acquire(ctx context.Context, incoming, priority bool) error {
 
 func (s *session) release() { <-s.lock }
 
-
 func (n *Node) getSession(id string) *session {
 	n.sessMu.RLock()
 	defer n.sessMu.RUnlock()
