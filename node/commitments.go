@@ -39,6 +39,10 @@ type commitment struct {
 	created  time.Time
 	updated  time.Time
 	actions  [][]byte // signed actions applied, in order (CBOR)
+	// pendingAction is an action of ours recorded and sent but not yet
+	// acknowledged.
+	pendingAction []byte
+	expiredAt     time.Time
 }
 
 // receiptRecord is the body of a KindReceipt entry.

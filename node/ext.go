@@ -39,11 +39,4 @@ func (n *Node) Trust(ctx context.Context, agentID string) (api.TrustInfo, error)
 	return api.TrustInfo{AgentID: agentID, Level: "L0", Components: map[string]float64{}}, nil
 }
 
-// CommitmentAction implements api.Backend.
-func (n *Node) CommitmentAction(ctx context.Context, agent, id, action string, body json.RawMessage) (api.CommitmentInfo, error) {
-	return api.CommitmentInfo{}, unsupported(action)
-}
-
-func (n *Node) onAction(ctx context.Context, from string, raw []byte) *wireResp {
-	return &wireResp{Code: "unsupported", Message: "commitment actions are not supported yet"}
-}
+func (n *Node) onCommitmentSettled(c *commitment) {}

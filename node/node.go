@@ -240,15 +240,16 @@ func (n *Node) serveAPI() error {
 		return fmt.Errorf("api listen %s: %w", n.cfg.API, err)
 	}
 	n.apiURL = "http://" + ln.Addr().String()
-	n.httpSrv = &http.Server{
+	srv := &http.Server{
 		Handler:           n.handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
 	}
+	n.httpSrv = srv
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		if err := n.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.log.Error("api", "err", err)
 		}
 	}()
@@ -274,6 +275,7 @@ func (n *Node) run() {
 		case <-t.C:
 			n.tick()
 			n.resendPending()
+			n.expireDue(n.ctx)
 		}
 	}
 }

@@ -180,3 +180,46 @@ func TestRestartKeepsCommitments(t *testing.T) {
 		t.Fatalf("sessions after restart: %+v", list)
 	}
 }
+
+func TestFulfilAndConfirm(t *testing.T) {
+	p := newPair(t)
+	id := seedDeal(t, p)
+	awaitActive(t, p.vendorNode, id)
+	awaitActive(t, p.buyerNode, id)
+	ctx := context.Background()
+	// The buyer cannot confirm before the vendor claims.
+	if _, err := p.buyerNode.CommitmentAction(ctx, p.buyer, id, "confirm", nil); err == nil {
+		t.Fatal("confirm before claim accepted")
+	}
+	if _, err := p.vendorNode.CommitmentAction(ctx, p.vendor, id, "fulfill", json.RawMessage(`{"evidence":{"hours":1000},"note":"delivered"}`)); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*Node{p.vendorNode, p.buyerNode} {
+		c, _ := n.Commitment(ctx, api.Principal{Admin: true}, id)
+		if c.State != "FULFILLMENT_CLAIMED" {
+			t.Fatalf("after claim: %s", c.State)
+		}
+	}
+	// The vendor cannot confirm its own claim.
+	if _, err := p.vendorNode.CommitmentAction(ctx, p.vendor, id, "confirm", nil); err == nil {
+		t.Fatal("claimant confirmed its own claim")
+	}
+	if _, err := p.buyerNode.CommitmentAction(ctx, p.buyer, id, "confirm", nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*Node{p.vendorNode, p.buyerNode} {
+		c, _ := n.Commitment(ctx, api.Principal{Admin: true}, id)
+		if c.State != "FULFILLED" {
+			t.Fatalf("after confirm: %s", c.State)
+		}
+	}
+	// State survives a restart on both sides.
+	home := p.buyerNode.cfg.Home
+	p.buyerNode.Close()
+	b2 := startNode(t, home)
+	defer b2.Close()
+	c, err := b2.Commitment(ctx, api.Principal{Admin: true}, id)
+	if err != nil || c.State != "FULFILLED" {
+		t.Fatalf("after restart: %v %v", c.State, err)
+	}
+}

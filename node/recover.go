@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/aspnode/asp/ledger"
 	"github.com/aspnode/asp/protocol"
@@ -24,12 +25,13 @@ func (n *Node) recover(ctx context.Context) error {
 	var order []string
 	refused := map[string]bool{}
 	type cstate struct {
-		index   uint64
-		ours    []byte
-		theirs  []byte
-		state   protocol.CommitmentState
-		actions [][]byte
-		session string
+		index     uint64
+		ours      []byte
+		theirs    []byte
+		state     protocol.CommitmentState
+		actions   [][]byte
+		session   string
+		expiredAt time.Time
 	}
 	cs := map[string]*cstate{}
 
@@ -76,6 +78,9 @@ func (n *Node) recover(ctx context.Context) error {
 					c.state = protocol.CommitmentState(u.State)
 					if u.Action != nil {
 						c.actions = append(c.actions, u.Action)
+					}
+					if c.state == protocol.CommitmentExpired && u.Action == nil {
+						c.expiredAt = e.Time
 					}
 				}
 			}
@@ -139,7 +144,25 @@ func (n *Node) recover(ctx context.Context) error {
 				c := &commitment{
 					id: eff.Commitment.ID, c: eff.Commitment, session: id, local: s.local, remote: s.remote,
 					acceptor: m.sent, index: st.index, ours: st.ours, theirs: st.theirs, state: st.state,
-					created: m.env.Timestamp, updated: m.env.Timestamp, actions: st.actions,
+					created: m.env.Timestamp, updated: m.env.Timestamp, expiredAt: st.expiredAt,
+				}
+				for _, raw := range st.actions {
+					if !refused[actionID(raw)] {
+						c.actions = append(c.actions, raw)
+					}
+				}
+				if len(c.actions) > 0 {
+					// Our last action may not have reached the counterparty:
+					// resend it (a resend is acknowledged as such).
+					if a, err := protocol.DecodeAction(c.actions[len(c.actions)-1]); err == nil && a.Actor == s.local.id.String() {
+						c.pendingAction = c.actions[len(c.actions)-1]
+					}
+				}
+				if c.state != protocol.CommitmentPending {
+					if v, err := n.protocolViewLocked(c); err == nil {
+						c.state = v.State
+						c.updated = v.Updated
+					}
 				}
 				n.commitments[c.id] = c
 			}
@@ -163,7 +186,7 @@ func (n *Node) resendPending() {
 	}
 	var cs []*commitment
 	for _, c := range n.commitments {
-		if c.state == protocol.CommitmentPending {
+		if c.state == protocol.CommitmentPending || c.pendingAction != nil {
 			cs = append(cs, c)
 		}
 	}
@@ -193,6 +216,15 @@ func (n *Node) resendPending() {
 			if c.acceptor && c.theirs != nil && c.ours != nil {
 				n.m.resends.Inc()
 				n.sendReceiptLocked(ctx, c)
+			}
+		}
+		if raw := c.pendingAction; raw != nil && c.state != protocol.CommitmentPending {
+			n.m.resends.Inc()
+			if resp, err := n.request(ctx, c.remote.Org, &wireReq{Type: wireAction, Action: raw}); err == nil {
+				c.pendingAction = nil
+				if resp.Code != "" {
+					n.log.Warn("counterparty refused a resent action", "commitment", c.id, "code", resp.Code, "msg", resp.Message)
+				}
 			}
 		}
 		c.mu.Unlock()
