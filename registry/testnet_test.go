@@ -119,7 +119,7 @@ func (n *testNode) close() {
 	_ = n.h.Close()
 }
 
-// newTestNet builds n nodes, connects each to node 0 and a few others,
+// newTestNet builds n nodes, connects them as a chain plus a binary tree,
 // and refreshes every routing table. Everything is closed at cleanup.
 func newTestNet(tb testing.TB, n int, o netOptions) []*testNode {
 	tb.Helper()
@@ -145,15 +145,18 @@ func connectNet(tb testing.TB, nodes []*testNode) {
 	defer cancel()
 	var wg sync.WaitGroup
 	errs := make(chan error, len(nodes)*4)
+	sem := make(chan struct{}, 16) // a listener refuses a flood of handshakes
 	for i := 1; i < len(nodes); i++ {
-		targets := []int{0, (i + 1) % len(nodes), (i * 7) % len(nodes)}
-		for _, j := range targets {
-			if j == i {
+		// A chain plus a binary tree: connected, no hub.
+		for _, j := range []int{i - 1, (i - 1) / 2} {
+			if j == i-1 && j == (i-1)/2 && j != 0 {
 				continue
 			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				sem <- struct{}{}
+				defer func() { <-sem }()
 				t := nodes[j].h
 				if err := nodes[i].h.Connect(ctx, peer.AddrInfo{ID: t.ID(), Addrs: t.Addrs()}); err != nil {
 					errs <- fmt.Errorf("connect %d→%d: %w", i, j, err)
