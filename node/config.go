@@ -56,6 +56,13 @@ type Config struct {
 	Deny []string `yaml:"deny"`
 	// InviteTimeout is how long an invitation may go unanswered. Default 30s.
 	InviteTimeout time.Duration `yaml:"inviteTimeout"`
+	// PreTrusted lists organisations (peer ids) whose attestations this node
+	// trusts a priori, beside its own counterparties.
+	PreTrusted []string `yaml:"preTrusted"`
+	// MinTrust is the lowest trust score (0–100) of an agent whose
+	// invitations are accepted; lower ones are declined with
+	// insufficient_trust_score. Default 0: everyone.
+	MinTrust float64 `yaml:"minTrust"`
 	// MDNS turns on LAN discovery. Default off.
 	MDNS bool `yaml:"mdns"`
 	// LogLevel is debug, info (default), warn or error.

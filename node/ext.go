@@ -2,41 +2,146 @@ package node
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
+	"errors"
+	"time"
 
 	"github.com/aspnode/asp/node/api"
+	"github.com/aspnode/asp/protocol"
+	"github.com/aspnode/asp/registry"
 )
 
-// extensions are the node's optional parts: the registry (cards and
-// discovery on the DHT) and the trust model.
-type extensions struct{}
+// extensions are the node's parts beyond sessions: the registry (cards and
+// discovery on the DHT) and trust (attestations and scores).
+type extensions struct {
+	reg      *registry.Registry
+	validate *registry.Validator
+	trust    *trustState
+}
 
-func (n *Node) startExtensions() error { return nil }
-func (n *Node) stopExtensions()        {}
-
-func (n *Node) onAgentAdded(a *localAgent)   {}
-func (n *Node) onAgentRemoved(a *localAgent) {}
-
-// AgentCard implements api.Backend.
-func (n *Node) AgentCard(ctx context.Context, agentID string) (json.RawMessage, error) {
-	a := n.localAgent(agentID)
-	if a == nil {
-		return nil, notFound("agent", agentID)
+// registryValidator is built before the host so the DHT checks card records
+// with it.
+func (n *Node) registryValidator() *registry.Validator {
+	m, err := registry.NewMetrics(n.reg)
+	if err != nil {
+		m = nil
 	}
-	return json.Marshal(map[string]any{
-		"agentId": a.id.String(), "org": n.peerID, "name": a.rec.Name, "description": a.rec.Description,
-		"capabilities": a.rec.Capabilities, "protocols": []string{"asp/1.0"}, "certificate": a.cert,
+	n.ext.validate = registry.NewValidator(m, n.opts.clock)
+	return n.ext.validate
+}
+
+func (n *Node) startExtensions() error {
+	if err := n.startTrust(); err != nil {
+		return err
+	}
+	r, err := registry.New(registry.Config{
+		Host:      n.host.Host(),
+		Routing:   n.host.DHT(),
+		Key:       n.orgKey,
+		Validator: n.ext.validate,
+		Trust:     n.trustView,
+		Clock:     n.opts.clock,
+		Logger:    n.log,
 	})
+	if err != nil {
+		return err
+	}
+	n.ext.reg = r
+	n.mu.RLock()
+	agents := make([]*localAgent, 0, len(n.agents))
+	for _, a := range n.agents {
+		agents = append(agents, a)
+	}
+	n.mu.RUnlock()
+	for _, a := range agents {
+		n.publishCard(a)
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := r.Run(n.ctx); err != nil && !errors.Is(err, context.Canceled) {
+			n.log.Warn("registry", "err", err)
+		}
+	}()
+	return nil
+}
+
+func (n *Node) stopExtensions() {
+	if n.ext.reg != nil {
+		n.ext.reg.Close()
+	}
+	n.stopTrust()
+}
+
+func (n *Node) publishCard(a *localAgent) {
+	if n.ext.reg == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
+	defer cancel()
+	_, err := n.ext.reg.Publish(ctx, registry.Agent{
+		Name:         a.rec.Name,
+		Description:  a.rec.Description,
+		Capabilities: a.rec.Capabilities,
+		PublicKey:    a.key.Public().(ed25519.PublicKey),
+		Certificate:  a.cert,
+	})
+	if err != nil && !errors.Is(err, registry.ErrNotAnnounced) {
+		n.log.Warn("publish card", "agent", a.id.String(), "err", err)
+	}
+}
+
+func (n *Node) onAgentAdded(a *localAgent) { n.publishCard(a) }
+
+func (n *Node) onAgentRemoved(a *localAgent) {
+	if n.ext.reg == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
+	defer cancel()
+	if err := n.ext.reg.Withdraw(ctx, a.id.String()); err != nil && !errors.Is(err, registry.ErrNotAnnounced) {
+		n.log.Warn("withdraw card", "agent", a.id.String(), "err", err)
+	}
+}
+
+// AgentCard implements api.Backend: the signed card of a local agent, or of
+// a remote one fetched from its organisation (or the DHT). With format
+// "a2a" in the context the A2A document is returned instead.
+func (n *Node) AgentCard(ctx context.Context, agentID string) (json.RawMessage, error) {
+	if _, err := protocol.ParseAgentID(agentID); err != nil {
+		return nil, api.BadRequest("agent id: %v", err)
+	}
+	if c, ok := n.ext.reg.Card(agentID); ok {
+		return json.Marshal(c)
+	}
+	c, err := n.ext.reg.Lookup(ctx, agentID)
+	if err != nil {
+		if errors.Is(err, registry.ErrNotFound) {
+			return nil, notFound("agent", agentID)
+		}
+		return nil, err
+	}
+	return json.Marshal(c)
 }
 
 // Discover implements api.Backend.
 func (n *Node) Discover(ctx context.Context, q api.DiscoverQuery) (api.DiscoverResult, error) {
-	return api.DiscoverResult{}, unsupported("discovery")
+	res, err := n.ext.reg.Discover(ctx, q.Capability, q.MinTrust, q.Limit)
+	if err != nil {
+		if errors.Is(err, registry.ErrBadCapability) {
+			return api.DiscoverResult{}, api.BadRequest("%v", err)
+		}
+		return api.DiscoverResult{}, err
+	}
+	out := api.DiscoverResult{Agents: []api.DiscoveredAgent{}, Partial: res.Partial}
+	for _, m := range res.Agents {
+		out.Agents = append(out.Agents, api.DiscoveredAgent{
+			AgentID:      m.Card.AgentID,
+			Org:          m.Card.Org,
+			Capabilities: m.Card.Capabilities,
+			Trust:        api.TrustSummary{Score: m.Trust.Score, Level: m.Trust.Level, Completed: m.Trust.Completed},
+		})
+	}
+	return out, nil
 }
-
-// Trust implements api.Backend.
-func (n *Node) Trust(ctx context.Context, agentID string) (api.TrustInfo, error) {
-	return api.TrustInfo{AgentID: agentID, Level: "L0", Components: map[string]float64{}}, nil
-}
-
-func (n *Node) onCommitmentSettled(c *commitment) {}

@@ -165,15 +165,14 @@ func (n *Node) dupAckLocked(ctx context.Context, s *session, env *protocol.Envel
 func (n *Node) consentReplyLocked(ctx context.Context, s *session, inv *protocol.Envelope) []byte {
 	var p protocol.Performative
 	var body protocol.Body
-	switch n.cfg.Consent {
-	case ConsentAsk:
+	switch {
+	case n.cfg.MinTrust > 0 && n.trustScore(s.remote.String()) < n.cfg.MinTrust:
+		p, body = protocol.Reject, &protocol.RejectBody{ReferenceID: inv.MessageID, Code: "insufficient_trust_score",
+			Reason: fmt.Sprintf("invitations are accepted from agents with a trust score of at least %g", n.cfg.MinTrust)}
+	case n.cfg.Consent == ConsentAsk:
 		return nil
-	case ConsentAllowList:
-		if !contains(n.cfg.Allow, s.remote.Org) {
-			p, body = protocol.Reject, &protocol.RejectBody{ReferenceID: inv.MessageID, Code: "policy_violation", Reason: "invitations are accepted from allowed organisations only"}
-			break
-		}
-		fallthrough
+	case n.cfg.Consent == ConsentAllowList && !contains(n.cfg.Allow, s.remote.Org):
+		p, body = protocol.Reject, &protocol.RejectBody{ReferenceID: inv.MessageID, Code: "policy_violation", Reason: "invitations are accepted from allowed organisations only"}
 	default:
 		p, body = protocol.Accept, &protocol.AcceptBody{ReferenceID: inv.MessageID}
 	}

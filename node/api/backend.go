@@ -160,6 +160,9 @@ type DiscoverQuery struct {
 // DiscoverResult is the answer of GET /v1/discover.
 type DiscoverResult struct {
 	Agents []DiscoveredAgent `json:"agents"`
+	// Partial is set when the search ran out of time before every provider
+	// answered, or the node has no peers.
+	Partial bool `json:"partial,omitempty"`
 }
 
 // DiscoveredAgent is one agent found by discovery.
