@@ -36,7 +36,7 @@ type Config struct {
 
 	// Damping is EigenTrust's restart probability α: at every step a share α
 	// of the trust mass returns to the pre-trust vector. It bounds what a
-	// collective can capture: mass(K) ≤ ((1-α)·inflow(K) + α·p(K)) / α, so at
+	// collective can capture: mass(K) ≤ ((1-α)·inflow(K) + p(K)) / α, so at
 	// the default 0.5 a collective nobody pre-trusts holds at most the trust
 	// honest organisations give it. Must be in (0, 1). Default 0.5.
 	Damping float64
@@ -44,10 +44,12 @@ type Config struct {
 	// observer's own direct counterparties (the rest goes to PreTrusted);
 	// when one side is empty the other takes all. In (0, 1]. Default 0.5.
 	AnchorShare float64
-	// EndorsementUnit scales trust mass into attester weight: an organisation
-	// whose mass reaches EndorsementUnit·α·Σp² (the mass a typical anchor
-	// holds from restarts alone, times the unit) gets full weight 1; below it
-	// the weight is proportional. In (0, 1]. Default 0.25.
+	// EndorsementUnit scales attester weight. An organisation's trust mass is
+	// spread over all the evidence it attests: its credibility is
+	// ρ_j = t_j / U_j per unit of (aged, value-weighted) evidence, and its
+	// weight w_j = min(MaxWeight, ρ_j / (EndorsementUnit·ρ̄)) where ρ̄ is the
+	// anchors' pre-trust-weighted mean credibility. At 1 a typical anchor's
+	// evidence counts like the observer's own. In (0, 100]. Default 1.
 	EndorsementUnit float64
 	// MaxIterations bounds the power iteration. Default 100.
 	MaxIterations int
@@ -75,7 +77,7 @@ func DefaultConfig() Config {
 		MaxClockSkew:     5 * time.Minute,
 		Damping:          0.5,
 		AnchorShare:      0.5,
-		EndorsementUnit:  0.25,
+		EndorsementUnit:  1,
 		MaxIterations:    100,
 		Tolerance:        1e-12,
 		PairCap:          25,
@@ -124,8 +126,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("trust: Damping %v not in (0, 1)", c.Damping)
 	case !(c.AnchorShare > 0 && c.AnchorShare <= 1):
 		return c, fmt.Errorf("trust: AnchorShare %v not in (0, 1]", c.AnchorShare)
-	case !(c.EndorsementUnit > 0 && c.EndorsementUnit <= 1):
-		return c, fmt.Errorf("trust: EndorsementUnit %v not in (0, 1]", c.EndorsementUnit)
+	case !(c.EndorsementUnit > 0 && c.EndorsementUnit <= 100):
+		return c, fmt.Errorf("trust: EndorsementUnit %v not in (0, 100]", c.EndorsementUnit)
 	case c.MaxIterations < 1 || c.MaxIterations > 10000:
 		return c, fmt.Errorf("trust: MaxIterations %d not in [1, 10000]", c.MaxIterations)
 	case !(c.Tolerance > 0 && c.Tolerance < 1):

@@ -131,23 +131,9 @@ func (m *Model) Len() int {
 //
 // The caller must have verified the evidence first (see Evidence).
 func (m *Model) Add(e Evidence) error {
-	c, err := check(&e)
-	if err != nil {
-		if errors.Is(err, ErrSelf) || errors.Is(err, ErrSameOrg) {
-			m.mu.Lock()
-			sub := m.internAgent(e.Subject, c.subOrg)
-			if errors.Is(err, ErrSelf) {
-				m.agents[sub].self++
-			} else {
-				m.agents[sub].sameOrg++
-			}
-			m.mu.Unlock()
-		}
-		return err
-	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.addLocked(&e, c)
+	return m.addLocked(&e)
 }
 
 // AddStats counts what AddAll did.
@@ -158,8 +144,10 @@ type AddStats struct {
 // AddAll adds every item (see Add) and counts the results.
 func (m *Model) AddAll(evs []Evidence) AddStats {
 	var st AddStats
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	for i := range evs {
-		switch err := m.Add(evs[i]); {
+		switch err := m.addLocked(&evs[i]); {
 		case err == nil:
 			st.Stored++
 		case errors.Is(err, ErrDuplicate):
@@ -175,8 +163,20 @@ func (m *Model) AddAll(evs []Evidence) AddStats {
 	return st
 }
 
-// addLocked stores validated evidence. REQUIRES: m.mu.
-func (m *Model) addLocked(e *Evidence, c checked) error {
+// addLocked validates and stores evidence. REQUIRES: m.mu.
+func (m *Model) addLocked(e *Evidence) error {
+	c, err := check(e)
+	if err != nil {
+		if errors.Is(err, ErrSelf) || errors.Is(err, ErrSameOrg) {
+			sub := m.internAgent(e.Subject, c.subOrg)
+			if errors.Is(err, ErrSelf) {
+				m.agents[sub].self++
+			} else {
+				m.agents[sub].sameOrg++
+			}
+		}
+		return err
+	}
 	att := m.internAgent(e.Attester, c.attOrg)
 	sub := m.internAgent(e.Subject, c.subOrg)
 	if len(m.items) >= math.MaxInt32 {
