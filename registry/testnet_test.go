@@ -18,6 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -141,7 +142,7 @@ func newTestNet(tb testing.TB, n int, o netOptions) []*testNode {
 
 func connectNet(tb testing.TB, nodes []*testNode) {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 180*time.Second)
 	defer cancel()
 	var wg sync.WaitGroup
 	errs := make(chan error, len(nodes)*4)
@@ -158,9 +159,16 @@ func connectNet(tb testing.TB, nodes []*testNode) {
 				sem <- struct{}{}
 				defer func() { <-sem }()
 				t := nodes[j].h
-				if err := nodes[i].h.Connect(ctx, peer.AddrInfo{ID: t.ID(), Addrs: t.Addrs()}); err != nil {
-					errs <- fmt.Errorf("connect %d→%d: %w", i, j, err)
+				var err error
+				for try := 0; try < 3; try++ { // a loaded machine can time a handshake out
+					if err = nodes[i].h.Connect(ctx, peer.AddrInfo{ID: t.ID(), Addrs: t.Addrs()}); err == nil {
+						return
+					}
+					if sw, ok := nodes[i].h.Network().(*swarm.Swarm); ok {
+						sw.Backoff().Clear(t.ID())
+					}
 				}
+				errs <- fmt.Errorf("connect %d→%d: %w", i, j, err)
 			}()
 		}
 	}
