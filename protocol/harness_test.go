@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -82,18 +83,23 @@ type harness struct {
 	now     time.Time
 }
 
-func newHarness(t testing.TB) *harness {
-	h := &harness{t: t, parties: map[string]Party{}, certs: map[string]*Certificate{}, rnd: FixtureRand("harness")}
+var harnessKeys = sync.OnceValues(func() (map[string]Party, map[string]*Certificate) {
+	parties, certs := map[string]Party{}, map[string]*Certificate{}
 	for _, n := range []string{"buyer", "vendor", "mallory", "arbiter"} {
 		p := FixtureParty(n, n)
-		h.parties[n] = p
+		parties[n] = p
 		c, err := p.Certificate([]string{"trade"}, t0.AddDate(1, 0, 0))
 		if err != nil {
-			t.Fatal(err)
+			panic(err)
 		}
-		h.certs[n] = c
+		certs[n] = c
 	}
-	return h
+	return parties, certs
+})
+
+func newHarness(t testing.TB) *harness {
+	parties, certs := harnessKeys()
+	return &harness{t: t, parties: parties, certs: certs, rnd: FixtureRand("harness")}
 }
 
 func (h *harness) agent(name string) AgentID { return h.parties[name].Agent() }
