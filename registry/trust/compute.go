@@ -60,7 +60,7 @@ func round2(x float64) float64 { return math.Round(x*100) / 100 }
 // scratch is reused between computes.
 type scratch struct {
 	pairPos, pairNeg, pairPen, pairLast []int64
-	pairAtt                             []int64
+	pairAtt, pairLastPos                []int64
 	pairCnt                             [][numOutcomes]int32
 	orgPos, orgNeg                      []int64
 	sub                                 []subAcc
@@ -68,7 +68,7 @@ type scratch struct {
 
 type subAcc struct {
 	r, s, p, c, e, units, wsum int64
-	last                       int64
+	last, lastPos              int64
 	orgs, unendorsed, future   int32
 	cnt                        [numOutcomes]int32
 }
@@ -105,6 +105,7 @@ func (m *Model) Compute(observer string, now time.Time) *Snapshot {
 	sc.pairPen = grow(sc.pairPen, nP)
 	sc.pairLast = grow(sc.pairLast, nP)
 	sc.pairAtt = grow(sc.pairAtt, nP)
+	sc.pairLastPos = grow(sc.pairLastPos, nP)
 	sc.pairCnt = grow(sc.pairCnt, nP)
 	sc.orgPos = grow(sc.orgPos, len(m.orgPairs))
 	sc.orgNeg = grow(sc.orgNeg, len(m.orgPairs))
@@ -130,6 +131,7 @@ func (m *Model) Compute(observer string, now time.Time) *Snapshot {
 			sc.pairPos[p] += q
 			sc.pairAtt[p] += q
 			sc.orgPos[m.pairs[p].orgPair] += q
+			sc.pairLastPos[p] = max(sc.pairLastPos[p], it.t)
 		case it.out.Negative():
 			x := it.omega * math.Exp2(-float64(age)*invH)
 			sc.pairAtt[p] += fix(x)
@@ -206,6 +208,7 @@ func (m *Model) Compute(observer string, now time.Time) *Snapshot {
 			a.cnt[o] += cnt[o]
 		}
 		a.last = max(a.last, sc.pairLast[p])
+		a.lastPos = max(a.lastPos, sc.pairLastPos[p])
 	}
 
 	snap := &Snapshot{
@@ -242,18 +245,28 @@ func (m *Model) explain(a *subAcc, rec *agentRec, nowNs int64, logSat float64) E
 	V := min(1, math.Log1p(C)/logSat)
 	P := unfix(a.p)
 	B := math.Exp(-P)
+	raw := 100 * F * (VolumeFloor + (1-VolumeFloor)*V) * B
+	// Idle decay pulls a good score towards neutral from the last completed
+	// commitment on; a score below neutral recovers only as its evidence
+	// ages (so idling never helps a breacher, and a breach never refreshes).
 	Q := 1.0
 	idleDays := 0.0
-	var last time.Time
-	if a.last != 0 {
-		idleDays = float64(max(0, nowNs-a.last)) / float64(Day)
-		last = time.Unix(0, a.last).UTC()
-		if idle := time.Duration(nowNs - a.last); idle > cfg.IdleGrace {
+	if a.lastPos != 0 {
+		idle := time.Duration(max(0, nowNs-a.lastPos))
+		idleDays = float64(idle) / float64(Day)
+		if idle > cfg.IdleGrace {
 			Q = math.Exp2(-float64(idle-cfg.IdleGrace) / float64(cfg.IdleHalfLife))
 		}
 	}
-	raw := 100 * F * (VolumeFloor + (1-VolumeFloor)*V) * B
-	score := round2(min(100, max(0, NeutralScore+(raw-NeutralScore)*Q)))
+	score := raw
+	if raw > NeutralScore {
+		score = NeutralScore + (raw-NeutralScore)*Q
+	}
+	score = round2(min(100, max(0, score)))
+	var last time.Time
+	if a.last != 0 {
+		last = time.Unix(0, a.last).UTC()
+	}
 	completed := int(a.cnt[Fulfilled] + a.cnt[DisputeWon])
 	nNeg := int(a.cnt[Breached] + a.cnt[Expired] + a.cnt[DisputeLost])
 	counted := completed + nNeg + int(a.cnt[Cancelled])
@@ -270,7 +283,7 @@ func (m *Model) explain(a *subAcc, rec *agentRec, nowNs int64, logSat float64) E
 		Components: Components{
 			Fulfilment:   Component{Value: F, Evidence: completed + nNeg, Weight: R + S},
 			Volume:       Component{Value: V, Evidence: completed, Weight: C},
-			Recency:      Component{Value: Q, Evidence: completed + nNeg, Weight: idleDays},
+			Recency:      Component{Value: Q, Evidence: completed, Weight: idleDays},
 			DisputesLost: Component{Value: B, Evidence: nNeg, Weight: P},
 			Endorsement:  Component{Value: E, Evidence: int(a.orgs), Weight: unfix(a.wsum)},
 		},

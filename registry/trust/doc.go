@@ -26,9 +26,10 @@
 //   - R = Σ_j w_j·min(r_js, PairCap), S = Σ_j w_j·s_js, fulfilment
 //     F = (R+1)/(R+S+2); volume V = log(1+C)/log(1+VolumeSaturation) with C
 //     the weighted completed count; breach factor B = exp(-Σ w·penalty·ω·λ');
-//     idle decay Q after IdleGrace.
-//   - score = NeutralScore + (100·F·(0.2+0.8·V)·B - NeutralScore)·Q, and a
-//     level L0–L4 from the score and the completed count (LevelFor).
+//     idle decay Q after IdleGrace since the last completed commitment.
+//   - raw = 100·F·(0.2+0.8·V)·B; score = NeutralScore + (raw-NeutralScore)·Q
+//     when raw is above NeutralScore, else raw; and a level L0–L4 from the
+//     score and the completed count (LevelFor).
 //
 // docs/trust.md gives every formula and constant, and the simulation of
 // colluding organisations that backs the design.

@@ -40,7 +40,8 @@ type Score struct {
 // can see why. The score is
 //
 //	raw   = 100 · Fulfilment · (VolumeFloor + (1-VolumeFloor)·Volume) · DisputesLost
-//	score = NeutralScore + (raw - NeutralScore) · Recency
+//	score = NeutralScore + (raw - NeutralScore) · Recency   if raw > NeutralScore
+//	score = raw                                             otherwise
 //
 // (see docs/trust.md for each component's formula).
 type Explanation struct {
@@ -68,8 +69,10 @@ type Components struct {
 	// Volume is log(1+C)/log(1+VolumeSaturation), capped at 1: Weight is C,
 	// the attester-weighted completed count; Evidence the raw count.
 	Volume Component `json:"volume"`
-	// Recency is the idle decay: 1 within IdleGrace of the last evidence,
-	// then halving every IdleHalfLife. Weight is the idle time in days.
+	// Recency is the idle decay: 1 within IdleGrace of the last completed
+	// commitment, then halving every IdleHalfLife. It pulls a score above
+	// neutral towards neutral; it never lifts a score below neutral. Weight
+	// is the idle time in days, Evidence the completed count.
 	Recency Component `json:"recency"`
 	// DisputesLost is the breach factor exp(-P): Weight is P, the aged,
 	// weighted penalty of breaches, expiries and lost disputes; Evidence
