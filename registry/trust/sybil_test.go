@@ -25,8 +25,8 @@ func honestWorld(seed uint64, orgs, items int) []Evidence {
 			o = Breached
 		}
 		evs = append(evs, Evidence{
-			Attester: ag(fmt.Sprintf("H%02d", a), fmt.Sprint("a", rng.IntN(2))),
-			Subject:  ag(fmt.Sprintf("H%02d", b), fmt.Sprint("a", rng.IntN(2))),
+			Attester:     ag(fmt.Sprintf("H%02d", a), fmt.Sprint("a", rng.IntN(2))),
+			Subject:      ag(fmt.Sprintf("H%02d", b), fmt.Sprint("a", rng.IntN(2))),
 			CommitmentID: fmt.Sprint("h", i), Outcome: o,
 			Time: t0.Add(-time.Duration(rng.IntN(200)) * Day),
 		})
