@@ -101,7 +101,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Host, err error) {
 	}
 
 	h := &Host{cfg: c, gater: NewGater(allow, deny), bootstrap: bootstrap, metrics: m}
-	h.pool.m = make(map[poolKey][]*pooledStream)
+	h.pool = newStreamPool()
 
 	limiter := c.limiter
 	if limiter == nil {

@@ -85,6 +85,7 @@ type config struct {
 	idleTimeout     time.Duration
 	requestTimeout  time.Duration
 	poolSize        int
+	maxStreams      int
 	logger          *slog.Logger
 	preferTCP       bool
 	errorMapper     func(error) *RemoteError
@@ -218,6 +219,22 @@ func WithStreamPoolSize(n int) Option {
 			return fmt.Errorf("p2p: WithStreamPoolSize: %d is negative", n)
 		}
 		c.poolSize = n
+		return nil
+	}
+}
+
+// WithMaxStreamsPerPeer caps the request streams (idle or in use, all
+// protocols) open to one peer; a Request beyond the cap waits for another
+// to finish with its stream. The default, 0, picks the cap from the
+// connection: 224 over QUIC, which allows 256 streams per connection in
+// all, or while no connection is known; 896 over TCP, under DefaultLimits'
+// 1024 outbound streams per peer.
+func WithMaxStreamsPerPeer(n int) Option {
+	return func(c *config) error {
+		if n < 0 {
+			return fmt.Errorf("p2p: WithMaxStreamsPerPeer: %d is negative", n)
+		}
+		c.maxStreams = n
 		return nil
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
-	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -236,30 +235,17 @@ func (h *Host) Request(ctx context.Context, to peer.ID, proto protocol.ID, req [
 	}
 	key := poolKey{to, proto}
 	for {
-		ps := h.pool.get(key, h.cfg.idleTimeout/2)
-		reused := ps != nil
-		if !reused {
-			dctx, cancel := ctx, context.CancelFunc(nil)
-			if !ok {
-				dctx, cancel = context.WithDeadline(ctx, deadline)
-			}
-			s, err := h.host.NewStream(dctx, to, proto)
-			if cancel != nil {
-				cancel()
-			}
-			if err != nil {
-				return nil, fmt.Errorf("p2p: request %s to %s: %w", proto, to, ctxErr(ctx, err))
-			}
-			ps = &pooledStream{s: s, br: bufio.NewReader(s)}
+		ps, reused, err := h.stream(ctx, deadline, key)
+		if err != nil {
+			return nil, fmt.Errorf("p2p: request %s to %s: %w", proto, to, ctxErr(ctx, err))
 		}
 		resp, beforeResponse, err := h.exchange(ctx, deadline, ps, proto, req)
 		if err == nil || isRemote(err) {
-			if !h.pool.put(key, ps, h.cfg.poolSize) {
-				_ = ps.s.Close()
-			}
+			h.release(key, ps)
 			return resp, err
 		}
 		_ = ps.s.Reset()
+		h.drop(key)
 		if reused && beforeResponse && !isTimeout(err) && ctx.Err() == nil && time.Now().Before(deadline) {
 			continue // the peer had closed the idle stream; try a fresh one
 		}
@@ -322,110 +308,9 @@ func (h *Host) exchange(ctx context.Context, deadline time.Time, ps *pooledStrea
 	return resp, false, err
 }
 
-// pooledStream is an outbound request stream between exchanges.
-type pooledStream struct {
-	s     network.Stream
-	br    *bufio.Reader // buffers s; kept with it
-	since time.Time     // when it went idle
-}
-
-type poolKey struct {
-	peer  peer.ID
-	proto protocol.ID
-}
-
-// streamPool keeps idle outbound streams per peer and protocol.
-type streamPool struct {
-	mu     sync.Mutex
-	m      map[poolKey][]*pooledStream // most recently idle last
-	closed bool
-}
-
-// get pops the most recently used idle stream for k, closing any that have
-// been idle longer than maxIdle.
-func (p *streamPool) get(k poolKey, maxIdle time.Duration) *pooledStream {
-	var stale []*pooledStream
-	defer func() {
-		for _, ps := range stale {
-			_ = ps.s.Close()
-		}
-	}()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	list := p.m[k]
-	for len(list) > 0 {
-		ps := list[len(list)-1]
-		list[len(list)-1] = nil
-		list = list[:len(list)-1]
-		if time.Since(ps.since) > maxIdle {
-			stale = append(stale, ps)
-			continue
-		}
-		p.set(k, list)
-		return ps
-	}
-	p.set(k, list)
-	return nil
-}
-
-// set stores list under k. REQUIRES: p.mu.
-func (p *streamPool) set(k poolKey, list []*pooledStream) {
-	if len(list) == 0 {
-		delete(p.m, k)
-		return
-	}
-	p.m[k] = list
-}
-
-// put returns ps to the pool; false means the pool is full or closed and
-// the caller should close ps.
-func (p *streamPool) put(k poolKey, ps *pooledStream, size int) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed || len(p.m[k]) >= size {
-		return false
-	}
-	ps.since = time.Now()
-	p.m[k] = append(p.m[k], ps)
-	return true
-}
-
-// drop removes streams matching f and resets them.
-func (p *streamPool) drop(f func(k poolKey, ps *pooledStream) bool, reset bool) {
-	var gone []*pooledStream
-	p.mu.Lock()
-	for k, list := range p.m {
-		keep := list[:0]
-		for _, ps := range list {
-			if f(k, ps) {
-				gone = append(gone, ps)
-			} else {
-				keep = append(keep, ps)
-			}
-		}
-		clear(list[len(keep):])
-		p.set(k, keep)
-	}
-	p.mu.Unlock()
-	for _, ps := range gone {
-		if reset {
-			_ = ps.s.Reset()
-		} else {
-			_ = ps.s.Close()
-		}
-	}
-}
-
-func (p *streamPool) closeAll() {
-	p.mu.Lock()
-	p.closed = true
-	p.mu.Unlock()
-	p.drop(func(poolKey, *pooledStream) bool { return true }, true)
-}
-
 // disconnected drops pooled streams of a connection that went away.
 func (h *Host) disconnected(_ network.Network, c network.Conn) {
-	h.pool.drop(func(_ poolKey, ps *pooledStream) bool { return ps.s.Conn() == c }, true)
+	h.pool.drop(func(ps *pooledStream) bool { return ps.s.Conn() == c }, true)
 }
 
 // janitor closes pooled streams idle for more than half the idle timeout,
@@ -440,14 +325,7 @@ func (h *Host) janitor() {
 		case <-h.ctx.Done():
 			return
 		case now := <-t.C:
-			h.pool.drop(func(_ poolKey, ps *pooledStream) bool { return now.Sub(ps.since) > every }, false)
+			h.pool.drop(func(ps *pooledStream) bool { return now.Sub(ps.since) > every }, false)
 		}
 	}
-}
-
-// len is the number of idle streams pooled under k.
-func (p *streamPool) len(k poolKey) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.m[k])
 }
