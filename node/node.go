@@ -362,3 +362,4 @@ func (n *Node) openLedger() error {
 	}
 	return nil
 }
+var _ api.InvitationResponder = (*Node)(nil)

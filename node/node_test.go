@@ -223,3 +223,60 @@ func TestFulfilAndConfirm(t *testing.T) {
 		t.Fatalf("after restart: %v %v", c.State, err)
 	}
 }
+
+// Under the "ask" policy the invitation waits for the invited agent.
+func TestConsentAsk(t *testing.T) {
+	dir := t.TempDir()
+	a := startNode(t, filepath.Join(dir, "a"))
+	defer a.Close()
+	bh := filepath.Join(dir, "b")
+	if _, err := Init(bh, "b", "test"); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := LoadConfig(bh)
+	cfg.Consent = ConsentAsk
+	b, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	connect(t, a, b)
+	ctx := context.Background()
+	ra, _ := a.CreateAgent(ctx, api.CreateAgentRequest{Name: "buyer"})
+	rb, _ := b.CreateAgent(ctx, api.CreateAgentRequest{Name: "vendor"})
+	events, cancel := b.Subscribe(rb.AgentID)
+	defer cancel()
+	s, err := a.OpenSession(ctx, ra.AgentID, api.OpenSessionRequest{To: rb.AgentID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.State != "INVITED" {
+		t.Fatalf("state %s, want INVITED", s.State)
+	}
+	for got := false; !got; {
+		select {
+		case ev := <-events:
+			got = ev.Type == "session"
+		case <-time.After(5 * time.Second):
+			t.Fatal("no session event for the invited agent")
+		}
+	}
+	// Moves before the answer are refused.
+	if _, err := a.SendMessage(ctx, ra.AgentID, s.SessionID, api.SendMessageRequest{Performative: "PROPOSE", Terms: terms("2.40")}); err == nil {
+		t.Fatal("PROPOSE accepted in an unanswered session")
+	}
+	got, err := b.RespondInvitation(ctx, rb.AgentID, s.SessionID, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != "INTRODUCED" {
+		t.Fatalf("after accept: %s", got.State)
+	}
+	s2, _ := a.Session(ctx, api.Principal{Agent: ra.AgentID}, s.SessionID)
+	if s2.State != "INTRODUCED" {
+		t.Fatalf("initiator sees %s", s2.State)
+	}
+}

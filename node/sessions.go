@@ -444,3 +444,20 @@ func bodyFromRequest(p protocol.Performative, terms json.RawMessage, ref string,
 	}
 	return b, nil
 }
+
+// RespondInvitation implements api.InvitationResponder: under the "ask"
+// consent policy the invited agent accepts or declines.
+func (n *Node) RespondInvitation(ctx context.Context, agent, sessionID string, accept bool) (api.SessionInfo, error) {
+	s := n.getSession(sessionID)
+	if s == nil || s.local.id.String() != agent {
+		return api.SessionInfo{}, notFound("session", sessionID)
+	}
+	p := protocol.Reject
+	if accept {
+		p = protocol.Accept
+	}
+	if _, err := n.SendMessage(ctx, agent, sessionID, api.SendMessageRequest{Performative: string(p)}); err != nil {
+		return api.SessionInfo{}, err
+	}
+	return n.Session(ctx, api.Principal{Agent: agent}, sessionID)
+}
