@@ -362,4 +362,5 @@ func (n *Node) openLedger() error {
 	}
 	return nil
 }
+
 var _ api.InvitationResponder = (*Node)(nil)
