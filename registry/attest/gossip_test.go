@@ -106,7 +106,7 @@ func TestGossipReachesAll(t *testing.T) {
 // forgeries returns encoded attestations that every validator must reject,
 // by the reason it must give.
 func forgeries(t *testing.T, f *fixture) map[string][]byte {
-	at := t0.Add(time.Hour)
+	at := t0.Add(90 * time.Minute)
 	out := map[string][]byte{}
 
 	a := f.attest(t, Fulfilled, at)
@@ -145,9 +145,9 @@ func forgeries(t *testing.T, f *fixture) map[string][]byte {
 	return out
 }
 
-func TestGossipRejectsForgeries(t *testing.T) {
+func TestGossipRejectsForgeriesIgnoresStale(t *testing.T) {
 	f := newFixture(t, "forged")
-	nodes := chain(t, 5, Config{})
+	nodes := chain(t, 5, Config{Horizon: time.Hour, MaxSkew: time.Minute})
 	// The forger talks to nodes 0 and 2 only.
 	forger := newRawPeer(t, nodes[0], nodes[2])
 
@@ -155,16 +155,21 @@ func TestGossipRejectsForgeries(t *testing.T) {
 	for _, b := range bad {
 		forger.publish(t, b)
 	}
-	sentinel := mustEncode(t, f.attest(t, Fulfilled, t0.Add(time.Hour)))
-	forger.publish(t, sentinel)
-	sh, err := f.attest(t, Fulfilled, t0.Add(time.Hour)).Hash()
-	if err != nil {
-		t.Fatal(err)
+	stale := map[string][]byte{
+		"old":    mustEncode(t, f.attest(t, Fulfilled, testNow.Add(-time.Hour-time.Millisecond))),
+		"future": mustEncode(t, f.attest(t, Fulfilled, testNow.Add(2*time.Minute))),
 	}
+	for _, b := range stale {
+		forger.publish(t, b)
+	}
+	s := f.attest(t, Fulfilled, t0.Add(90*time.Minute))
+	sh, _ := s.Hash()
+	forger.publish(t, mustEncode(t, s))
 	awaitAll(t, nodes, sh)
 	for _, i := range []int{0, 2} {
-		waitFor(t, fmt.Sprintf("node %d to reject the forgeries", i), func() bool {
-			return nodes[i].validations(t, ResultReject, "") == len(bad)
+		waitFor(t, fmt.Sprintf("node %d to judge the forger's messages", i), func() bool {
+			return nodes[i].validations(t, ResultReject, "") == len(bad) &&
+				nodes[i].validations(t, ResultIgnore, "stale") == len(stale)
 		})
 		for reason := range bad {
 			if got := nodes[i].validations(t, ResultReject, reason); got != 1 {
@@ -174,12 +179,12 @@ func TestGossipRejectsForgeries(t *testing.T) {
 	}
 	for i, n := range nodes {
 		if got := n.deliveries(); len(got) != 1 || got[0].Hash != sh {
-			t.Errorf("node %d delivered %d attestations, want only the sentinel", i, len(got))
+			t.Errorf("node %d delivered %d attestations, want only the good one", i, len(got))
 		}
 		if i != 0 && i != 2 {
-			// A rejected message is not forwarded: nothing forged reached them.
-			if r := n.validations(t, ResultReject, ""); r != 0 {
-				t.Errorf("node %d judged %d forgeries, want 0", i, r)
+			// Neither rejected nor ignored messages are forwarded.
+			if r := n.validations(t, ResultReject, "") + n.validations(t, ResultIgnore, ""); r != 0 {
+				t.Errorf("node %d judged %d of the forger's bad messages, want 0", i, r)
 			}
 		}
 	}

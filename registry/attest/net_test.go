@@ -3,6 +3,7 @@ package attest
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"fmt"
 	"slices"
 	"sync"
@@ -174,6 +175,25 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 type meshTracer struct {
 	mu   sync.Mutex
 	mesh map[peer.ID]bool
+	recv map[[32]byte]bool // hashes of message data received, before any check
+}
+
+func (m *meshTracer) RecvRPC(rpc *pubsub.RPC) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, msg := range rpc.GetPublish() {
+		if m.recv == nil {
+			m.recv = map[[32]byte]bool{}
+		}
+		m.recv[sha256.Sum256(msg.GetData())] = true
+	}
+}
+
+// received reports whether a message with data hash h arrived.
+func (m *meshTracer) received(h [32]byte) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.recv[h]
 }
 
 func (m *meshTracer) Graft(p peer.ID, topic string) {
@@ -220,7 +240,6 @@ func (*meshTracer) DeliverMessage(*pubsub.Message)                       {}
 func (*meshTracer) RejectMessage(*pubsub.Message, string)                {}
 func (*meshTracer) DuplicateMessage(*pubsub.Message)                     {}
 func (*meshTracer) ThrottlePeer(peer.ID)                                 {}
-func (*meshTracer) RecvRPC(*pubsub.RPC)                                  {}
 func (*meshTracer) SendRPC(*pubsub.RPC, peer.ID)                         {}
 func (*meshTracer) SendRPCCompleted(*pubsub.RPC, peer.ID, time.Duration) {}
 func (*meshTracer) DropRPC(*pubsub.RPC, peer.ID)                         {}
