@@ -22,9 +22,21 @@
 // they never overlap. A peer that sends a malformed or oversized frame has
 // its stream reset, and the handler is not called.
 //
+// # Request streams
+//
+// Request reuses streams: after an exchange the stream goes back to a small
+// per-peer, per-protocol pool of idle streams (WithStreamPoolSize), and the
+// next Request to that peer and protocol takes it instead of opening a new
+// one. The request streams open to one peer are capped
+// (WithMaxStreamsPerPeer; QUIC allows only 256 streams per connection); a
+// Request beyond the cap waits for one that another Request releases.
+// Pooled streams idle for half the idle timeout are closed, so that the
+// serving side rarely has to reset them.
+//
 // # Lifetimes
 //
 // A Host lives until Close is called or the context given to New is
 // cancelled, whichever comes first. GossipSub, which has no Close of its
-// own, runs on the Host's context and stops with it.
+// own, runs on the Host's context and stops with it. Close waits for
+// handlers to return, so a Handler must not call Close.
 package p2p
