@@ -1,0 +1,575 @@
+package ledger
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// Options configure Open. The zero value opens a ledger on the real file
+// system that can append but not sign checkpoints.
+type Options struct {
+	// FS is the file system Pebble runs on. Default vfs.Default; tests use
+	// vfs.NewMem or vfs.NewCrashableMem.
+	FS vfs.FS
+
+	// Logger receives Pebble's messages (info at debug level). Default:
+	// discard. Pebble never writes to stderr.
+	Logger *slog.Logger
+
+	// Origin names this log in its checkpoints (the first line of a C2SP
+	// checkpoint), for example OriginFor(peerID). Required with Signer.
+	Origin string
+
+	// Signer signs checkpoints. Its name must equal Origin. Without it,
+	// Checkpoint and Export return ErrNoSigner. See NewCheckpointSigner.
+	Signer note.Signer
+
+	// KeyCertificate, if set, certifies Signer's key with the organization's
+	// identity key. Open checks that it verifies and matches Signer, and
+	// stores it; Export puts every stored certificate in the bundle.
+	KeyCertificate *KeyCertificate
+
+	// Now is the clock that stamps records whose Time is zero. Default time.Now.
+	Now func() time.Time
+
+	// ReadOnly opens the store for reading and Check only: Append and
+	// Checkpoint return an error. A ReadOnly ledger opens even when its tree
+	// is corrupt, so that Check can name the first bad entry.
+	ReadOnly bool
+
+	// MaxBatch bounds the records that one group commit writes. Default 8192.
+	MaxBatch int
+
+	// Pebble, if set, is called last on the Pebble options (for tuning).
+	Pebble func(*pebble.Options)
+}
+
+// Ledger is an append-only, hash-chained, Merkle-tree log of records on
+// Pebble. All methods are safe for concurrent use.
+type Ledger struct {
+	db   *pebble.DB
+	opts Options
+	now  func() time.Time
+	log  *slog.Logger
+
+	// broken is set when Open found the tree inconsistent (ReadOnly only).
+	broken error
+
+	queue   chan *request
+	closing chan struct{}
+	done    chan struct{}
+
+	// closeMu guards db against use after Close: readers hold it shared.
+	closeMu sync.RWMutex
+	closed  bool
+
+	mu struct {
+		sync.RWMutex
+		// INVARIANT: state describes exactly the entries that are durable
+		// and acknowledged; it is replaced, never modified.
+		state *treeState
+		// failed is the sticky error of a failed commit.
+		failed error
+	}
+
+	// cpMu serializes Checkpoint.
+	cpMu sync.Mutex
+
+	stats struct {
+		batches atomic.Uint64
+		entries atomic.Uint64
+	}
+
+	// testHookBeforeCommit, if set, runs in the committer before each
+	// batch is written, with the number of records in it.
+	testHookBeforeCommit func(records int)
+}
+
+// Open opens (creating if needed) the ledger stored in dir.
+func Open(dir string, opts Options) (*Ledger, error) {
+	if opts.FS == nil {
+		opts.FS = vfs.Default
+	}
+	if opts.Logger == nil {
+		opts.Logger = discardLogger()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 8192
+	}
+	if opts.Signer != nil {
+		if err := validOrigin(opts.Origin); err != nil {
+			return nil, fmt.Errorf("open ledger: %w", err)
+		}
+		if opts.Signer.Name() != opts.Origin {
+			return nil, fmt.Errorf("open ledger: signer name %q differs from origin %q", opts.Signer.Name(), opts.Origin)
+		}
+	}
+	if opts.KeyCertificate != nil {
+		if opts.Signer == nil {
+			return nil, fmt.Errorf("open ledger: a key certificate needs a signer")
+		}
+		if err := opts.KeyCertificate.matches(opts.Signer, opts.Origin); err != nil {
+			return nil, fmt.Errorf("open ledger: %w", err)
+		}
+	}
+
+	cache := pebble.NewCache(32 << 20)
+	defer cache.Unref()
+	po := &pebble.Options{
+		FS:           opts.FS,
+		Logger:       pebbleLogger{opts.Logger},
+		ReadOnly:     opts.ReadOnly,
+		Cache:        cache,
+		MemTableSize: 64 << 20,
+	}
+	if opts.Pebble != nil {
+		opts.Pebble(po)
+	}
+	db, err := openPebble(dir, po)
+	if err != nil {
+		return nil, fmt.Errorf("open ledger: %w", err)
+	}
+	l := &Ledger{
+		db:      db,
+		opts:    opts,
+		now:     opts.Now,
+		log:     opts.Logger,
+		queue:   make(chan *request),
+		closing: make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	if err := func() (err error) { defer recoverFatal(&err); return l.load() }(); err != nil {
+		if !opts.ReadOnly || !errors.Is(err, ErrCorruption) {
+			db.Close()
+			return nil, fmt.Errorf("open ledger: %w", err)
+		}
+		l.broken = err
+		l.mu.state = newTreeState()
+	}
+	if opts.KeyCertificate != nil && !opts.ReadOnly {
+		if err := l.storeCertificate(opts.KeyCertificate); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("open ledger: %w", err)
+		}
+	}
+	if opts.ReadOnly {
+		close(l.done)
+	} else {
+		go l.run()
+	}
+	return l, nil
+}
+
+// openPebble opens the store, turning a Pebble fatal error into an error.
+func openPebble(dir string, po *pebble.Options) (db *pebble.DB, err error) {
+	defer recoverFatal(&err)
+	return pebble.Open(dir, po)
+}
+
+// load checks the format version and rebuilds the tree state.
+func (l *Ledger) load() error {
+	v, err := l.get(keyFormat)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		it, err := l.db.NewIter(nil)
+		if err != nil {
+			return err
+		}
+		empty := !it.First()
+		it.Close()
+		if !empty {
+			return corrupt("format", "store holds data but no format version")
+		}
+		if !l.opts.ReadOnly {
+			if err := l.db.Set(keyFormat, binary.BigEndian.AppendUint32(nil, FormatVersion), pebble.Sync); err != nil {
+				return err
+			}
+		}
+	case err != nil:
+		return err
+	case len(v) != 4:
+		return corrupt("format", "format version of %d bytes", len(v))
+	case binary.BigEndian.Uint32(v) > FormatVersion:
+		return fmt.Errorf("%w: store format %d, this build reads up to %d", ErrFormatTooNew, binary.BigEndian.Uint32(v), FormatVersion)
+	}
+
+	st, err := loadTree(l.db)
+	if err != nil {
+		return err
+	}
+	l.mu.state = st
+	return nil
+}
+
+// reader is what loadTree and Check read from: a DB or a snapshot.
+type reader interface {
+	Get(key []byte) ([]byte, io.Closer, error)
+	NewIter(o *pebble.IterOptions) (*pebble.Iterator, error)
+}
+
+func getFrom(r reader, key []byte) ([]byte, error) {
+	v, c, err := r.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := bytes.Clone(v)
+	c.Close()
+	return out, nil
+}
+
+// loadTree reads the tree head and rebuilds the edge tiles from the last
+// (at most 255) entries and full tiles of each level, checking them against
+// the stored compact range. It reads O(log n) tiles and at most 255 entries.
+func loadTree(r reader) (*treeState, error) {
+	v, err := getFrom(r, keyTree)
+	if errors.Is(err, ErrNotFound) {
+		// No entries yet; there must be none stored.
+		it, err := r.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixEntry}, UpperBound: []byte{prefixEntry + 1}})
+		if err != nil {
+			return nil, err
+		}
+		defer it.Close()
+		if it.First() {
+			return nil, corrupt("tree", "entries stored but no tree head")
+		}
+		return newTreeState(), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	st, err := unmarshalTreeHead(v)
+	if err != nil {
+		return nil, err
+	}
+	root, _ := st.rng.GetRootHash(nil)
+	if st.size == 0 {
+		root = emptyRoot[:]
+	}
+	if !bytes.Equal(root, st.root[:]) {
+		return nil, corrupt("tree", "tree head root does not match its compact range")
+	}
+	for lvl := 0; lvl < maxTileLevels && st.size>>(tileHeight*lvl) > 0; lvl++ {
+		m := st.size >> (tileHeight * lvl)
+		w := m & (tileWidth - 1)
+		start := m - w
+		e := &st.edge[lvl]
+		for j := start; j < m; j++ {
+			var h []byte
+			if lvl == 0 {
+				b, err := getFrom(r, entryKey(j))
+				if errors.Is(err, ErrNotFound) {
+					return nil, corruptEntry(j, "missing")
+				}
+				if err != nil {
+					return nil, err
+				}
+				ent, err := DecodeEntry(b)
+				if err != nil {
+					return nil, corruptEntry(j, "%v", err)
+				}
+				if ent.Index != j {
+					return nil, corruptEntry(j, "holds index %d", ent.Index)
+				}
+				lh := LeafHash(b)
+				h = lh[:]
+			} else {
+				t, err := getFrom(r, tileKey(uint8(lvl-1), j))
+				if errors.Is(err, ErrNotFound) || (err == nil && len(t) != tileBytes) {
+					return nil, corrupt("tile", "tile %d/%d missing or short", lvl-1, j)
+				}
+				if err != nil {
+					return nil, err
+				}
+				h = tileRoot(t)
+			}
+			e[0] = append(e[0], h)
+		}
+		for q := 1; q < tileHeight; q++ {
+			for i := 0; i+1 < len(e[q-1]); i += 2 {
+				e[q] = append(e[q], hashChildren(e[q-1][i], e[q-1][i+1]))
+			}
+		}
+	}
+	hs, err := st.compactFromEdges()
+	if err != nil {
+		return nil, corrupt("tree", "%v", err)
+	}
+	stored := st.rng.Hashes()
+	for i := range hs {
+		if !bytes.Equal(hs[i], stored[i]) {
+			return nil, corrupt("tree", "stored entries and tiles do not match the tree head (compact range node %d of %d)", i, len(hs))
+		}
+	}
+	if st.size > 0 {
+		var tip []byte
+		if e := st.edge[0][0]; len(e) > 0 {
+			tip = e[len(e)-1]
+		} else {
+			t, err := getFrom(r, tileKey(0, (st.size-1)>>tileHeight))
+			if err != nil || len(t) != tileBytes {
+				return nil, corrupt("tile", "tile 0/%d missing or short", (st.size-1)>>tileHeight)
+			}
+			tip = t[(tileWidth-1)*32 : tileWidth*32]
+		}
+		if !bytes.Equal(tip, st.tip[:]) {
+			return nil, corruptEntry(st.size-1, "hash does not match the tree head")
+		}
+	}
+	return st, nil
+}
+
+// Close stops accepting appends, waits for the group commit in flight, and
+// closes the store. Appends queued but not yet committed fail with ErrClosed.
+func (l *Ledger) Close() error {
+	l.closeMu.Lock()
+	if l.closed {
+		l.closeMu.Unlock()
+		return ErrClosed
+	}
+	l.closed = true
+	close(l.closing)
+	l.closeMu.Unlock()
+	<-l.done
+	var err error
+	func() {
+		defer recoverFatal(&err)
+		err = l.db.Close()
+	}()
+	return err
+}
+
+// rlock takes closeMu shared, failing if the ledger is closed.
+func (l *Ledger) rlock() error {
+	l.closeMu.RLock()
+	if l.closed {
+		l.closeMu.RUnlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+func (l *Ledger) runlock() { l.closeMu.RUnlock() }
+
+func (l *Ledger) get(key []byte) ([]byte, error) { return getFrom(l.db, key) }
+
+func (l *Ledger) state() *treeState {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.mu.state
+}
+
+// Size returns the number of durable entries.
+func (l *Ledger) Size() uint64 { return l.state().size }
+
+// Root returns the number of durable entries and the RFC 6962 Merkle root
+// over them.
+func (l *Ledger) Root() (size uint64, root [32]byte) {
+	st := l.state()
+	return st.size, st.root
+}
+
+// Stats are counters of the group commit.
+type Stats struct {
+	Batches uint64 // synced commits
+	Entries uint64 // entries written by them
+}
+
+// Stats returns counters of the group commit since Open.
+func (l *Ledger) Stats() Stats {
+	return Stats{Batches: l.stats.batches.Load(), Entries: l.stats.entries.Load()}
+}
+
+// Entry returns entry i. Requires i < Size(); otherwise ErrNotFound.
+func (l *Ledger) Entry(i uint64) (Entry, error) {
+	if err := l.rlock(); err != nil {
+		return Entry{}, err
+	}
+	defer l.runlock()
+	if i >= l.state().size {
+		return Entry{}, fmt.Errorf("entry %d: %w", i, ErrNotFound)
+	}
+	return l.entryLocked(i)
+}
+
+// entryLocked reads and decodes entry i. REQUIRES: closeMu held.
+func (l *Ledger) entryLocked(i uint64) (Entry, error) {
+	b, err := l.get(entryKey(i))
+	if errors.Is(err, ErrNotFound) {
+		return Entry{}, corruptEntry(i, "missing")
+	}
+	if err != nil {
+		return Entry{}, fmt.Errorf("entry %d: %w", i, err)
+	}
+	return decodeAt(i, b)
+}
+
+func decodeAt(i uint64, b []byte) (Entry, error) {
+	e, err := DecodeEntry(b)
+	if err != nil {
+		return Entry{}, corruptEntry(i, "%v", err)
+	}
+	if e.Index != i {
+		return Entry{}, corruptEntry(i, "holds index %d", e.Index)
+	}
+	return e, nil
+}
+
+// EntryHash returns the leaf hash of entry i (the value entry i+1 records
+// as PrevHash). Requires i < Size().
+func (l *Ledger) EntryHash(i uint64) ([32]byte, error) {
+	if err := l.rlock(); err != nil {
+		return [32]byte{}, err
+	}
+	defer l.runlock()
+	if i >= l.state().size {
+		return [32]byte{}, fmt.Errorf("entry %d: %w", i, ErrNotFound)
+	}
+	b, err := l.get(entryKey(i))
+	if err != nil {
+		return [32]byte{}, fmt.Errorf("entry %d: %w", i, err)
+	}
+	return LeafHash(b), nil
+}
+
+// Entries returns up to limit entries starting at index from, in order.
+// It returns fewer when the log ends first, and none when from ≥ Size().
+func (l *Ledger) Entries(from, limit uint64) ([]Entry, error) {
+	if err := l.rlock(); err != nil {
+		return nil, err
+	}
+	defer l.runlock()
+	size := l.state().size
+	if from >= size || limit == 0 {
+		return nil, nil
+	}
+	end := size
+	if limit < size-from {
+		end = from + limit
+	}
+	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: entryKey(from), UpperBound: entryKey(end)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	out := make([]Entry, 0, end-from)
+	next := from
+	for ok := it.First(); ok; ok = it.Next() {
+		i := binary.BigEndian.Uint64(it.Key()[1:])
+		if i != next {
+			return nil, corruptEntry(next, "missing")
+		}
+		e, err := decodeAt(i, bytes.Clone(it.Value()))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+		next++
+	}
+	if err := it.Error(); err != nil {
+		return nil, err
+	}
+	if next != end {
+		return nil, corruptEntry(next, "missing")
+	}
+	return out, nil
+}
+
+// ByCommitment returns the entries recorded for a commitment id, in log order.
+func (l *Ledger) ByCommitment(id string) ([]Entry, error) {
+	return l.byIndex(idPrefix(idxCommitment, id), 0, ^uint64(0))
+}
+
+// BySession returns the entries recorded for a session id, in log order.
+func (l *Ledger) BySession(id string) ([]Entry, error) {
+	return l.byIndex(idPrefix(idxSession, id), 0, ^uint64(0))
+}
+
+// ByKind returns up to limit entries of kind k with index ≥ from, in log
+// order.
+func (l *Ledger) ByKind(k Kind, from, limit uint64) ([]Entry, error) {
+	return l.byIndex(kindPrefix(k), from, limit)
+}
+
+// byIndex reads entries through an index whose keys are prefix + index(8).
+func (l *Ledger) byIndex(prefix []byte, from, limit uint64) ([]Entry, error) {
+	if err := l.rlock(); err != nil {
+		return nil, err
+	}
+	defer l.runlock()
+	size := l.state().size
+	if limit == 0 || from >= size {
+		return nil, nil
+	}
+	lower := binary.BigEndian.AppendUint64(bytes.Clone(prefix), from)
+	upper := binary.BigEndian.AppendUint64(bytes.Clone(prefix), size)
+	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []Entry
+	for ok := it.First(); ok && uint64(len(out)) < limit; ok = it.Next() {
+		k := it.Key()
+		if len(k) != len(prefix)+8 {
+			return nil, corrupt("index", "index key of %d bytes under a prefix of %d", len(k), len(prefix))
+		}
+		e, err := l.entryLocked(binary.BigEndian.Uint64(k[len(prefix):]))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, it.Error()
+}
+
+// pebbleLogger sends Pebble's messages to a slog.Logger. Fatalf panics with
+// a pebbleFatal: Pebble must not continue past it, and the committer turns
+// it into an error for the Append calls in flight.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug(strings.TrimSpace(fmt.Sprintf(format, args...)), "component", "pebble")
+}
+
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error(strings.TrimSpace(fmt.Sprintf(format, args...)), "component", "pebble")
+}
+
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	msg := strings.TrimSpace(fmt.Sprintf(format, args...))
+	p.l.Error(msg, "component", "pebble", "fatal", true)
+	panic(pebbleFatal(msg))
+}
+
+type pebbleFatal string
+
+// recoverFatal turns a pebbleFatal panic into *err; other panics continue.
+func recoverFatal(err *error) {
+	if r := recover(); r != nil {
+		f, ok := r.(pebbleFatal)
+		if !ok {
+			panic(r)
+		}
+		*err = fmt.Errorf("storage: %s", string(f))
+	}
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
