@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aspnode/asp/node/api"
+	"github.com/aspnode/asp/protocol"
 	"github.com/aspnode/asp/testnet/apiclient"
 )
 
@@ -62,7 +63,7 @@ func Terms(unitPrice string, deliverBy time.Time) json.RawMessage {
 		"unit":       "hour",
 		"unitPrice":  unitPrice,
 		"currency":   "USD",
-		"deliverBy":  deliverBy.UTC().Format(time.RFC3339),
+		"deliverBy":  protocol.FormatTime(deliverBy),
 		"penalty":    "5% per day late",
 		"attributes": map[string]string{},
 	})
@@ -112,7 +113,10 @@ func PlaySeedDeal(ctx context.Context, buyer, vendor *Agent, feed Feed) (*Deal, 
 	// it, so that the next move is legal there.
 	var last string // messageId of the last move
 	send := func(from, to *Agent, perf, price string) (Move, error) {
-		req := api.SendMessageRequest{Performative: perf, ReferenceID: last}
+		req := api.SendMessageRequest{Performative: perf}
+		if perf != "PROPOSE" {
+			req.ReferenceID = last // the offer countered or accepted
+		}
 		if price != "" {
 			req.Terms = Terms(price, deliverBy)
 		}
