@@ -299,6 +299,9 @@ func (s *Session) Counterparty(a AgentID) (AgentID, bool) {
 	return s.parties[1-i], true
 }
 
+// isName reports whether name is one of the parties' (already validated) ids.
+func (s *Session) isName(name string) bool { return name == s.names[0] || name == s.names[1] }
+
 func (s *Session) party(name string) int {
 	switch name {
 	case s.names[0]:
@@ -560,7 +563,7 @@ func (s *Session) Step(env *Envelope, now time.Time) (Effects, error) {
 	if env == nil {
 		return Effects{}, fmt.Errorf("%w: no envelope", ErrMalformed)
 	}
-	if err := env.check(); err != nil {
+	if err := env.checkWith(s.isName); err != nil {
 		return Effects{}, err
 	}
 	if env.SessionID != s.id {
@@ -981,11 +984,15 @@ func (s *Session) apply(p *plan) Effects {
 	si := p.si
 	// Offer status changes, in a deterministic order (transcript order).
 	if len(p.offerTo) > 0 {
-		for _, id := range s.offerOrder {
-			if st, ok := p.offerTo[id]; ok {
-				s.offers[id].status = st
-				eff.Offers = append(eff.Offers, OfferChange{id, st})
-			}
+		ids := make([]string, 0, len(p.offerTo))
+		for id := range p.offerTo {
+			ids = append(ids, id)
+		}
+		slices.SortFunc(ids, func(a, b string) int { return s.byID[a] - s.byID[b] })
+		for _, id := range ids {
+			st := p.offerTo[id]
+			s.offers[id].status = st
+			eff.Offers = append(eff.Offers, OfferChange{id, st})
 		}
 	}
 	if o := p.newOffer; o != nil {

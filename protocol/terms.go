@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -32,7 +33,7 @@ func (t *Terms) Validate() error {
 	if err := checkDecimal("terms.quantity", t.Quantity, true); err != nil {
 		return err
 	}
-	if c, _ := CompareDecimal(t.Quantity, "0"); c <= 0 {
+	if strings.Trim(t.Quantity, "0.") == "" {
 		return fmt.Errorf("%w: terms.quantity must be positive", ErrBadDecimal)
 	}
 	if err := checkText("terms.unit", t.Unit, maxShort, true); err != nil {
