@@ -304,3 +304,18 @@ func TestSharedRegisterer(t *testing.T) {
 		}
 	}
 }
+
+func TestPreferTCP(t *testing.T) {
+	both := []string{listenAddr("tcp"), listenAddr("quic")}
+	b := newHost(t, "", Config{ListenAddrs: both})
+	a := newHost(t, "", Config{ListenAddrs: both}, WithPreferTCP())
+	connect(t, a, b)
+	conns := a.Host().Network().ConnsToPeer(b.ID())
+	if len(conns) != 1 || conns[0].ConnState().Transport != "tcp" {
+		var got []string
+		for _, c := range conns {
+			got = append(got, c.ConnState().Transport)
+		}
+		t.Fatalf("connections over %v, want one over tcp", got)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -104,5 +105,24 @@ func TestLoadKeyRefusals(t *testing.T) {
 	}
 	if _, err := Ed25519Key(secp); err == nil {
 		t.Fatal("Ed25519Key accepted a secp256k1 key")
+	}
+}
+
+func TestLoadOrCreateKeyRace(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "identity.key")
+	keys := make([]crypto.PrivKey, 8)
+	errs := make([]error, len(keys))
+	var wg sync.WaitGroup
+	for i := range keys {
+		wg.Go(func() { keys[i], errs[i] = LoadOrCreateKey(path) })
+	}
+	wg.Wait()
+	for i := range keys {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		if !keys[i].Equals(keys[0]) {
+			t.Fatal("racing creators returned different keys")
+		}
 	}
 }

@@ -356,3 +356,28 @@ func seriesCount(g prometheus.Gatherer, name string) (int, error) {
 	}
 	return 0, nil
 }
+
+// TestMalformedResponse plays a server answering with an unknown status:
+// the requester refuses the frame, counts it, and reports ErrMalformedFrame.
+func TestMalformedResponse(t *testing.T) {
+	a := newHost(t, "tcp", Config{})
+	b := newHost(t, "tcp", Config{})
+	b.Host().SetStreamHandler(echoProto, func(s network.Stream) {
+		defer s.Close()
+		if _, err := ReadFrame(s, 0); err != nil {
+			return
+		}
+		_ = WriteFrame(s, []byte{9, 'x'})
+	})
+	connect(t, a, b)
+	_, err := a.Request(testCtx(t), b.ID(), echoProto, []byte("x"))
+	if !errors.Is(err, ErrMalformedFrame) {
+		t.Fatalf("got %v, want ErrMalformedFrame", err)
+	}
+	if v := counterValue(a.metrics.refused.WithLabelValues(string(echoProto), RefusedMalformed)); v != 1 {
+		t.Fatalf("refused counter %v, want 1", v)
+	}
+	if n := a.pool.openCount(b.ID()); n != 0 {
+		t.Fatalf("%d streams counted open after a refused response, want 0", n)
+	}
+}
