@@ -203,7 +203,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		Bootstrap:   n.cfg.Bootstrap,
 		Allow:       nil,
 		Deny:        n.cfg.Deny,
-	}, p2p.WithRegisterer(n.reg), p2p.WithLogger(n.log), p2p.WithValidator(registry.Namespace, n.registryValidator()))
+	}, p2p.WithRegisterer(n.reg), p2p.WithLogger(n.log), p2p.WithValidator(registry.Namespace, n.registryValidator()), p2p.WithPreferTCP())
 	if err != nil {
 		return fmt.Errorf("start libp2p: %w", err)
 	}
