@@ -157,6 +157,7 @@ func (c *checker) entries(ctx context.Context) error {
 		tile   []byte // stored level-0 tile covering i, if full
 		key    []byte
 		i      uint64
+		badCP  uint64 // a checkpoint size whose root did not match
 		emitFn = func(t fullTile) { c.checkTile(t) }
 	)
 	for ok := it.First(); ok; ok, i = it.Next(), i+1 {
@@ -214,6 +215,10 @@ func (c *checker) entries(ctx context.Context) error {
 			return c.brokenLink(i, prev, h, tile != nil)
 		}
 
+		if badCP != 0 {
+			return &CorruptionError{What: "checkpoint", Index: badCP, Reason: "root does not match the entries"}
+		}
+
 		// Index keys implied by the entry.
 		key = appendKindIndexKey(key[:0], e.Kind, i)
 		c.addIndexKey(key)
@@ -233,7 +238,9 @@ func (c *checker) entries(ctx context.Context) error {
 		if root, ok := c.cps[i+1]; ok {
 			c.st.finish()
 			if c.st.root != root {
-				return &CorruptionError{What: "checkpoint", Index: i + 1, Reason: "root does not match the entries"}
+				// Reported once the next link (or the tip) has vouched
+				// for entry i, so that a changed entry is named first.
+				badCP = i + 1
 			}
 		}
 	}
@@ -246,6 +253,9 @@ func (c *checker) entries(ctx context.Context) error {
 	c.st.finish()
 	if c.size > 0 && c.st.tip != c.head.tip {
 		return corruptEntry(c.size-1, "hash differs from the one recorded in the tree head (changed entry)")
+	}
+	if badCP != 0 {
+		return &CorruptionError{What: "checkpoint", Index: badCP, Reason: "root does not match the entries"}
 	}
 	if c.st.root != c.head.root {
 		return corrupt("tree", "tree head root differs from the root of the entries")

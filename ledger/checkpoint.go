@@ -65,6 +65,22 @@ func (l *Ledger) Checkpoint(ctx context.Context) ([]byte, error) {
 // checkpoint {size, root}. REQUIRES: l.cpMu, closeMu shared.
 func (l *Ledger) checkpointLocked(size uint64, root [32]byte) (signed []byte, err error) {
 	defer recoverFatal(&err)
+	l.mu.RLock()
+	failed := l.mu.failed
+	l.mu.RUnlock()
+	if failed != nil {
+		return nil, failed
+	}
+	// After a failed write, whether it reached the disk is unknown: accept
+	// no more writes, as for a failed commit.
+	fail := func(err error) error {
+		l.mu.Lock()
+		if l.mu.failed == nil {
+			l.mu.failed = fmt.Errorf("%w: %v", ErrFailed, err)
+		}
+		l.mu.Unlock()
+		return err
+	}
 	body := tlog.Checkpoint{Origin: l.opts.Origin, Size: size, Hash: root[:]}.Marshal()
 	key := checkpointKey(size)
 	v, err := l.get(key)
@@ -86,8 +102,8 @@ func (l *Ledger) checkpointLocked(size uint64, root [32]byte) (signed []byte, er
 		}
 	}
 	// Persist the intent before any signature exists.
-	if err := l.db.Set(key, append([]byte{cpIntent}, body...), pebble.Sync); err != nil {
-		return nil, fmt.Errorf("checkpoint: record: %w", err)
+	if err := setRecovering(l.db, key, append([]byte{cpIntent}, body...), pebble.Sync); err != nil {
+		return nil, fail(fmt.Errorf("checkpoint: record: %w", err))
 	}
 	signed, err = note.Sign(&note.Note{Text: string(body)}, l.opts.Signer)
 	if err != nil {
@@ -95,10 +111,16 @@ func (l *Ledger) checkpointLocked(size uint64, root [32]byte) (signed []byte, er
 	}
 	// The signed note need not be synced: if it is lost, the intent remains
 	// and the same body is signed again.
-	if err := l.db.Set(key, append([]byte{cpSigned}, signed...), pebble.NoSync); err != nil {
-		return nil, fmt.Errorf("checkpoint: store: %w", err)
+	if err := setRecovering(l.db, key, append([]byte{cpSigned}, signed...), pebble.NoSync); err != nil {
+		return nil, fail(fmt.Errorf("checkpoint: store: %w", err))
 	}
 	return signed, nil
+}
+
+// setRecovering is db.Set, turning a Pebble fatal error into an error.
+func setRecovering(db *pebble.DB, k, v []byte, o *pebble.WriteOptions) (err error) {
+	defer recoverFatal(&err)
+	return db.Set(k, v, o)
 }
 
 // cpRecord is a parsed checkpoint record.
