@@ -144,8 +144,12 @@ func TestCheckTilesAndHead(t *testing.T) {
 		"tile interior": func(t *testing.T, db *pebble.DB) { flipTile(t, db, 0, 0, tileOffset(3)*32+7) },
 		"tile deleted":  func(t *testing.T, db *pebble.DB) { mustDelete(t, db, tileKey(0, 1)) },
 		"tile extra":    func(t *testing.T, db *pebble.DB) { mustSet(t, db, tileKey(0, 9), make([]byte, tileBytes)) },
-		"tree head":     func(t *testing.T, db *pebble.DB) { v := mustGet(t, db, keyTree); v[50] ^= 1; mustSet(t, db, keyTree, v) },
-		"format":        func(t *testing.T, db *pebble.DB) { mustDelete(t, db, keyFormat) },
+		"tree head": func(t *testing.T, db *pebble.DB) {
+			v := mustGet(t, db, keyTree)
+			v[50] ^= 1
+			mustSet(t, db, keyTree, v)
+		},
+		"format": func(t *testing.T, db *pebble.DB) { mustDelete(t, db, keyFormat) },
 	}
 	for name, tamper := range cases {
 		t.Run(name, func(t *testing.T) {
