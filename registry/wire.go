@@ -94,9 +94,11 @@ func (r *Registry) handleStream(s network.Stream) {
 	_ = s.Close()
 }
 
-// answer builds the response to a request from the local cards.
+// answer builds the response to a request from the local cards that have
+// not expired.
 func (r *Registry) answer(req wireRequest) wireResponse {
 	resp := wireResponse{Cards: [][]byte{}}
+	now := r.clock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch req.Op {
@@ -109,7 +111,7 @@ func (r *Registry) answer(req wireRequest) wireResponse {
 		size := 0
 		for _, id := range r.localOrderLocked() {
 			e := r.mu.local[id]
-			if !e.card.Matches(q) {
+			if !e.card.Matches(q) || now.After(e.card.NotAfter) {
 				continue
 			}
 			if len(resp.Cards) == maxCardsPerResponse || size+len(e.raw) > maxResponseSize-1024 {
@@ -119,7 +121,7 @@ func (r *Registry) answer(req wireRequest) wireResponse {
 			size += len(e.raw)
 		}
 	case opGet:
-		if e, ok := r.mu.local[req.AgentID]; ok {
+		if e, ok := r.mu.local[req.AgentID]; ok && !now.After(e.card.NotAfter) {
 			resp.Cards = append(resp.Cards, e.raw)
 		}
 	default:
