@@ -311,12 +311,33 @@ func (a *Attestation) check() (attester, subject protocol.AgentID, err error) {
 // Verify does not judge whether the outcome is true: only the parties
 // know; the trust model weighs attesters.
 func (a *Attestation) Verify(now time.Time) error {
-	_, err := a.verify(now)
+	_, err := a.verify(now, nil)
 	return err
 }
 
-// verify is Verify, returning the commitment it checked.
-func (a *Attestation) verify(now time.Time) (*protocol.Commitment, error) {
+// evidenceCache remembers commitments formed from evidence already
+// verified, keyed by evidenceKey. The evidence bytes are canonical and
+// their verification does not depend on the verifier's clock, so the
+// same bytes always give the same commitment.
+type evidenceCache interface {
+	get(key [32]byte) (*protocol.Commitment, bool)
+	put(key [32]byte, c *protocol.Commitment)
+}
+
+// evidenceKey identifies the evidence of a.
+func (a *Attestation) evidenceKey() [32]byte {
+	h := sha256.New()
+	o, c := sha256.Sum256(a.Offer), sha256.Sum256(a.Acceptance)
+	h.Write(o[:])
+	h.Write(c[:])
+	var k [32]byte
+	h.Sum(k[:0])
+	return k
+}
+
+// verify is Verify, returning the commitment it checked; cache, if not
+// nil, saves verifying evidence seen before.
+func (a *Attestation) verify(now time.Time, cache evidenceCache) (*protocol.Commitment, error) {
 	if _, _, err := a.check(); err != nil {
 		return nil, err
 	}
@@ -340,9 +361,19 @@ func (a *Attestation) verify(now time.Time) (*protocol.Commitment, error) {
 	if !ed25519.Verify(ed25519.PublicKey(c.PublicKey), signedMessage(p), a.Signature) {
 		return nil, fmt.Errorf("%w: signature of %s", ErrForged, a.Attester)
 	}
-	cm, err := formCommitment(a.Offer, a.Acceptance)
-	if err != nil {
-		return nil, err
+	var key [32]byte
+	cm, ok := (*protocol.Commitment)(nil), false
+	if cache != nil {
+		key = a.evidenceKey()
+		cm, ok = cache.get(key)
+	}
+	if !ok {
+		if cm, err = formCommitment(a.Offer, a.Acceptance); err != nil {
+			return nil, err
+		}
+		if cache != nil {
+			cache.put(key, cm)
+		}
 	}
 	if cm.ID != a.CommitmentID {
 		return nil, fmt.Errorf("%w: evidence forms %s, not %s", ErrMismatch, cm.ID, a.CommitmentID)

@@ -241,3 +241,22 @@ func TestFromCommitmentRefusesOutsider(t *testing.T) {
 		t.Fatalf("FromCommitment with another agent's key = %v, want ErrMalformed", err)
 	}
 }
+
+// BenchmarkDecodeVerify is the validator's work per message: decode and
+// verify an attestation (six Ed25519 verifications).
+func BenchmarkDecodeVerify(b *testing.B) {
+	f := newFixture(b, "bench verify")
+	now := t0.Add(time.Hour)
+	enc := mustEncode(b, f.attest(b, Fulfilled, now))
+	b.SetBytes(int64(len(enc)))
+	b.ReportAllocs()
+	for b.Loop() {
+		a, err := Decode(enc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := a.Verify(now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

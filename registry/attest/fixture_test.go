@@ -23,13 +23,19 @@ type fixture struct {
 
 func newFixture(t testing.TB, label string) *fixture {
 	t.Helper()
+	return newFixtureAt(t, label, t0)
+}
+
+// newFixtureAt is newFixture with the deal starting at start.
+func newFixtureAt(t testing.TB, label string, start time.Time) *fixture {
+	t.Helper()
 	f := &fixture{
 		buyer:    protocol.FixtureParty(label+" buyer org", "buyer"),
 		vendor:   protocol.FixtureParty(label+" vendor org", "vendor"),
 		outsider: protocol.FixtureParty(label+" outsider org", "outsider"),
 	}
 	var err error
-	if f.deal, err = protocol.SeedDeal(f.buyer, f.vendor, t0); err != nil {
+	if f.deal, err = protocol.SeedDeal(f.buyer, f.vendor, start); err != nil {
 		t.Fatal(err)
 	}
 	f.c = f.deal.Commitment

@@ -173,9 +173,10 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 // meshTracer follows a node's GossipSub mesh for Topic: the peers it
 // forwards messages to.
 type meshTracer struct {
-	mu   sync.Mutex
-	mesh map[peer.ID]bool
-	recv map[[32]byte]bool // hashes of message data received, before any check
+	mu    sync.Mutex
+	mesh  map[peer.ID]bool
+	recv  map[[32]byte]bool // hashes of message data received, before any check
+	iwant int               // IWANT requests sent: messages missed by the mesh
 }
 
 func (m *meshTracer) RecvRPC(rpc *pubsub.RPC) {
@@ -229,18 +230,24 @@ func (m *meshTracer) has(ps []peer.ID) bool {
 	return true
 }
 
-func (*meshTracer) AddPeer(peer.ID, protocol.ID)                         {}
-func (*meshTracer) RemovePeer(peer.ID)                                   {}
-func (*meshTracer) OnNewOutboundStream(peer.ID, protocol.ID)             {}
-func (*meshTracer) OnClosedOutboundStream(peer.ID)                       {}
-func (*meshTracer) Join(string)                                          {}
-func (*meshTracer) Leave(string)                                         {}
-func (*meshTracer) ValidateMessage(*pubsub.Message)                      {}
-func (*meshTracer) DeliverMessage(*pubsub.Message)                       {}
-func (*meshTracer) RejectMessage(*pubsub.Message, string)                {}
-func (*meshTracer) DuplicateMessage(*pubsub.Message)                     {}
-func (*meshTracer) ThrottlePeer(peer.ID)                                 {}
-func (*meshTracer) SendRPC(*pubsub.RPC, peer.ID)                         {}
+func (*meshTracer) AddPeer(peer.ID, protocol.ID)             {}
+func (*meshTracer) RemovePeer(peer.ID)                       {}
+func (*meshTracer) OnNewOutboundStream(peer.ID, protocol.ID) {}
+func (*meshTracer) OnClosedOutboundStream(peer.ID)           {}
+func (*meshTracer) Join(string)                              {}
+func (*meshTracer) Leave(string)                             {}
+func (*meshTracer) ValidateMessage(*pubsub.Message)          {}
+func (*meshTracer) DeliverMessage(*pubsub.Message)           {}
+func (*meshTracer) RejectMessage(*pubsub.Message, string)    {}
+func (*meshTracer) DuplicateMessage(*pubsub.Message)         {}
+func (*meshTracer) ThrottlePeer(peer.ID)                     {}
+func (m *meshTracer) SendRPC(rpc *pubsub.RPC, _ peer.ID) {
+	if c := rpc.GetControl(); c != nil && len(c.GetIwant()) > 0 {
+		m.mu.Lock()
+		m.iwant++
+		m.mu.Unlock()
+	}
+}
 func (*meshTracer) SendRPCCompleted(*pubsub.RPC, peer.ID, time.Duration) {}
 func (*meshTracer) DropRPC(*pubsub.RPC, peer.ID)                         {}
 func (*meshTracer) UndeliverableMessage(*pubsub.Message)                 {}

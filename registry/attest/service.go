@@ -42,6 +42,10 @@ const (
 	DefaultRatePeers = 4096
 	// DefaultBufferSize is the capacity of each subscriber's channel.
 	DefaultBufferSize = 256
+	// evidenceCacheSize is how many verified commitments a Service keeps,
+	// so that the second party's attestation about a commitment (and
+	// later ones) costs two signature checks instead of six.
+	evidenceCacheSize = 4096
 )
 
 // Config configures a Service. The zero value is usable: every field has
@@ -163,6 +167,7 @@ type Service struct {
 	seen     *simplelru.LRU[[32]byte, int] // pending or accepted
 	rejected *simplelru.LRU[[32]byte, error]
 	limiters *simplelru.LRU[peer.ID, *rate.Limiter]
+	evidence *simplelru.LRU[[32]byte, *protocol.Commitment]
 	subs     map[*subscriber]struct{}
 	ps       *pubsub.PubSub
 	topic    *pubsub.Topic
@@ -187,6 +192,9 @@ func New(cfg Config) (*Service, error) {
 		return nil, err
 	}
 	if s.limiters, err = simplelru.NewLRU[peer.ID, *rate.Limiter](cfg.RatePeers, nil); err != nil {
+		return nil, err
+	}
+	if s.evidence, err = simplelru.NewLRU[[32]byte, *protocol.Commitment](evidenceCacheSize, nil); err != nil {
 		return nil, err
 	}
 	if cfg.AppScore != nil {
@@ -253,7 +261,7 @@ func (s *Service) Publish(ctx context.Context, a *Attestation) error {
 		s.release(h)
 		return err
 	}
-	if err := a.Verify(now); err != nil {
+	if _, err := a.verify(now, s); err != nil {
 		s.release(h)
 		return err
 	}
@@ -440,7 +448,7 @@ func (s *Service) judge(msg *pubsub.Message) (pubsub.ValidationResult, error) {
 	if err == nil {
 		now := s.cfg.Clock()
 		if err = s.window(a.Time, now); err == nil {
-			err = a.Verify(now)
+			_, err = a.verify(now, s)
 		}
 	}
 	switch {
@@ -458,6 +466,19 @@ func (s *Service) judge(msg *pubsub.Message) (pubsub.ValidationResult, error) {
 		s.release(h)
 		return pubsub.ValidationIgnore, err
 	}
+}
+
+// get and put make the Service an evidenceCache.
+func (s *Service) get(key [32]byte) (*protocol.Commitment, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.evidence.Get(key)
+}
+
+func (s *Service) put(key [32]byte, c *protocol.Commitment) {
+	s.mu.Lock()
+	s.evidence.Add(key, c)
+	s.mu.Unlock()
 }
 
 // claim marks h pending unless it is already seen; it reports whether it

@@ -168,3 +168,38 @@ func TestAppScore(t *testing.T) {
 }
 
 func nan() float64 { z := 0.0; return z / z }
+
+// The second attestation about a commitment reuses the verified evidence;
+// the checks that depend on the attestation still run.
+func TestValidatorEvidenceCache(t *testing.T) {
+	f := newFixture(t, "evidence")
+	s := newService(t, Config{})
+	at := t0.Add(time.Hour)
+	if r, err := s.judge(message(mustEncode(t, f.attest(t, Fulfilled, at)), "a")); r != pubsub.ValidationAccept {
+		t.Fatalf("buyer's: %v, %v", r, err)
+	}
+	if s.evidence.Len() != 1 {
+		t.Fatalf("%d commitments cached, want 1", s.evidence.Len())
+	}
+	v, err := FromCommitment(f.c, Fulfilled, at, f.vendor.AgentKey, f.vendorCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s.judge(message(mustEncode(t, v), "b")); r != pubsub.ValidationAccept {
+		t.Fatalf("vendor's: %v, %v", r, err)
+	}
+	o := f.attest(t, Breached, at)
+	resign(t, o, f.outsider.AgentKey, f.outsiderCert)
+	if r, err := s.judge(message(mustEncode(t, o), "c")); r != pubsub.ValidationReject || !errors.Is(err, ErrNotParty) {
+		t.Fatalf("outsider's, with cached evidence: %v, %v", r, err)
+	}
+	w := f.attest(t, Breached, at)
+	w.CommitmentID = "cmt_00000000000000000000000000000000"
+	resign(t, w, f.buyer.AgentKey, f.buyerCert)
+	if r, err := s.judge(message(mustEncode(t, w), "d")); r != pubsub.ValidationReject || !errors.Is(err, ErrMismatch) {
+		t.Fatalf("other commitment id, with cached evidence: %v, %v", r, err)
+	}
+	if s.evidence.Len() != 1 {
+		t.Fatalf("%d commitments cached, want 1", s.evidence.Len())
+	}
+}
