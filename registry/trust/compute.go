@@ -61,6 +61,8 @@ func round2(x float64) float64 { return math.Round(x*100) / 100 }
 type scratch struct {
 	pairPos, pairNeg, pairPen, pairLast []int64
 	pairAtt, pairLastPos                []int64
+	pairNegC, pairPenC                  []int64 // contested share of pairNeg, pairPen
+	pairContested                       []int32
 	pairCnt                             [][numOutcomes]int32
 	orgPos, orgNeg                      []int64
 	sub                                 []subAcc
@@ -70,6 +72,7 @@ type subAcc struct {
 	r, s, p, c, e, units, wsum int64
 	last, lastPos              int64
 	orgs, unendorsed, future   int32
+	contested                  int32
 	cnt                        [numOutcomes]int32
 }
 
@@ -106,6 +109,9 @@ func (m *Model) Compute(observer string, now time.Time) *Snapshot {
 	sc.pairLast = grow(sc.pairLast, nP)
 	sc.pairAtt = grow(sc.pairAtt, nP)
 	sc.pairLastPos = grow(sc.pairLastPos, nP)
+	sc.pairNegC = grow(sc.pairNegC, nP)
+	sc.pairPenC = grow(sc.pairPenC, nP)
+	sc.pairContested = grow(sc.pairContested, nP)
 	sc.pairCnt = grow(sc.pairCnt, nP)
 	sc.orgPos = grow(sc.orgPos, len(m.orgPairs))
 	sc.orgNeg = grow(sc.orgNeg, len(m.orgPairs))
@@ -136,9 +142,15 @@ func (m *Model) Compute(observer string, now time.Time) *Snapshot {
 			x := it.omega * math.Exp2(-float64(age)*invH)
 			sc.pairAtt[p] += fix(x)
 			q := fix(negWeight[it.out] * x)
+			qp := fix(penalty[it.out] * it.omega * math.Exp2(-float64(age)*invHP))
 			sc.pairNeg[p] += q
 			sc.orgNeg[m.pairs[p].orgPair] += q
-			sc.pairPen[p] += fix(penalty[it.out] * it.omega * math.Exp2(-float64(age)*invHP))
+			sc.pairPen[p] += qp
+			if m.contested(it) {
+				sc.pairNegC[p] += q
+				sc.pairPenC[p] += qp
+				sc.pairContested[p]++
+			}
 		default:
 			continue
 		}
@@ -149,7 +161,8 @@ func (m *Model) Compute(observer string, now time.Time) *Snapshot {
 
 	// Credibility: an organisation's trust mass is spread over all the
 	// evidence it attests, ρ_j = t_j / U_j per (aged, value-weighted) item.
-	// Its weight is ρ_j relative to the anchors' p-weighted mean credibility.
+	// Its weight is ρ_j relative to the anchors' as a whole,
+	// ρ̄ = Σ_k p_k·t_k / Σ_k p_k·U_k.
 	orgUnits := make([]int64, nO)
 	for p, pr := range m.pairs {
 		orgUnits[pr.attOrg] += sc.pairAtt[p]
@@ -157,12 +170,12 @@ func (m *Model) Compute(observer string, now time.Time) *Snapshot {
 	weight := make([]float64, nO)
 	refNum, refDen := 0.0, 0.0
 	for _, k := range m.rankedOrgs {
-		if tr.pre[k] > 0 && orgUnits[k] > 0 {
-			refNum += tr.pre[k] * tr.mass[k] / unfix(orgUnits[k])
-			refDen += tr.pre[k]
+		if tr.pre[k] > 0 {
+			refNum += tr.pre[k] * tr.mass[k]
+			refDen += tr.pre[k] * unfix(orgUnits[k])
 		}
 	}
-	if refNum > 0 {
+	if refDen > 0 {
 		ref := cfg.EndorsementUnit * refNum / refDen
 		for j, t := range tr.mass {
 			if t > 0 && orgUnits[j] > 0 {
@@ -195,8 +208,15 @@ func (m *Model) Compute(observer string, now time.Time) *Snapshot {
 			continue
 		}
 		a.r += fix(w * unfix(min(sc.pairPos[p], capQ)))
-		a.s += fix(w * unfix(sc.pairNeg[p]))
-		a.p += fix(w * unfix(sc.pairPen[p]))
+		// A contested complaint (the accused attested the complainer on the
+		// same commitment) counts (w_j / (w_j + w_accused))² of itself: a
+		// quarter between equals, nearly all from a far more credible
+		// complainer, nearly nothing from a far less credible one.
+		d := w / (w + weight[m.agents[pr.sub].org])
+		d *= d
+		a.s += fix(w*unfix(sc.pairNeg[p]-sc.pairNegC[p])) + fix(w*d*unfix(sc.pairNegC[p]))
+		a.p += fix(w*unfix(sc.pairPen[p]-sc.pairPenC[p])) + fix(w*d*unfix(sc.pairPenC[p]))
+		a.contested += sc.pairContested[p]
 		nPos := int(cnt[Fulfilled] + cnt[DisputeWon])
 		a.c += fix(w * float64(min(nPos, cfg.PairCap)))
 		a.e += fix(w * unfix(units))
@@ -234,6 +254,17 @@ func (m *Model) Compute(observer string, now time.Time) *Snapshot {
 		snap.expl[r] = m.explain(&sc.sub[id], &m.agents[id], nowNs, logSat)
 	}
 	return snap
+}
+
+// contested reports whether a negative item is answered by the accused: the
+// subject attested the attester about the same commitment. A ruling
+// (DisputeLost) is never contested.
+func (m *Model) contested(it *item) bool {
+	if it.out == DisputeLost {
+		return false
+	}
+	k, ok := m.byKey[itemKey{att: it.sub, cmt: it.cmt}]
+	return ok && m.items[k].sub == it.att
 }
 
 // explain turns one subject's sums into its score and explanation.
@@ -295,6 +326,7 @@ func (m *Model) explain(a *subAcc, rec *agentRec, nowNs int64, logSat float64) E
 			DisputeWon:  int(a.cnt[DisputeWon]),
 			Cancelled:   int(a.cnt[Cancelled]),
 			Expired:     int(a.cnt[Expired]),
+			Contested:   int(a.contested),
 		},
 		Ignored: Ignored{
 			Self:       int(rec.self),

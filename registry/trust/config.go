@@ -36,9 +36,11 @@ type Config struct {
 
 	// Damping is EigenTrust's restart probability α: at every step a share α
 	// of the trust mass returns to the pre-trust vector. It bounds what a
-	// collective can capture: mass(K) ≤ ((1-α)·inflow(K) + p(K)) / α, so at
-	// the default 0.5 a collective nobody pre-trusts holds at most the trust
-	// honest organisations give it. Must be in (0, 1). Default 0.5.
+	// collective K can capture: mass(K) ≤ ((1-α)·inflow(K) + p(K)) / α, so
+	// a collective nobody pre-trusts holds at most (1-α)/α (0.43 at the
+	// default) of the trust the others route into it per step. Higher values
+	// keep trust closer to the observer's anchors. Must be in (0, 1).
+	// Default 0.7.
 	Damping float64
 	// AnchorShare is the share of the pre-trust vector given to the
 	// observer's own direct counterparties (the rest goes to PreTrusted);
@@ -75,7 +77,7 @@ func DefaultConfig() Config {
 		IdleGrace:        30 * Day,
 		IdleHalfLife:     180 * Day,
 		MaxClockSkew:     5 * time.Minute,
-		Damping:          0.5,
+		Damping:          0.7,
 		AnchorShare:      0.5,
 		EndorsementUnit:  1,
 		MaxIterations:    100,

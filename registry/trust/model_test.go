@@ -380,3 +380,50 @@ func TestConfigValidation(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestContestedComplaint: a complaint the accused answers on the same
+// commitment is weighed by the two organisations' weights; a ruling is not.
+func TestContestedComplaint(t *testing.T) {
+	build := func(o Outcome, answer bool, vendorTrusted bool) Explanation {
+		w := newWorld(t, Config{})
+		obs, a, v := ag("O", "o"), ag("A", "a"), ag("V", "v")
+		w.repeat(10, obs, a, Fulfilled, t0) // O trusts A
+		if vendorTrusted {
+			w.repeat(10, obs, ag("V", "other"), Fulfilled, t0) // and V
+			w.repeat(10, a, v, Fulfilled, t0)
+		}
+		if err := w.m.Add(Evidence{Attester: a, Subject: v, CommitmentID: "c", Outcome: o, Time: t0}); err != nil {
+			t.Fatal(err)
+		}
+		if answer {
+			if err := w.m.Add(Evidence{Attester: v, Subject: a, CommitmentID: "c", Outcome: Fulfilled, Time: t0}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return w.m.Compute("O", t0).Explain(v)
+	}
+	// With a single attesting organisation, P / (its weight) is the
+	// penalty the complaint carries after any discount.
+	ratio := func(x Explanation) float64 {
+		return x.Components.DisputesLost.Weight / x.Components.Endorsement.Weight
+	}
+	plain := build(Breached, false, true)
+	answered := build(Breached, true, true)
+	if plain.Counts.Contested != 0 || answered.Counts.Contested != 1 {
+		t.Fatalf("contested counts: %d %d", plain.Counts.Contested, answered.Counts.Contested)
+	}
+	if r := ratio(plain); math.Abs(r-Penalty(Breached)) > 1e-6 {
+		t.Fatalf("unanswered complaint carries %v", r)
+	}
+	if r := ratio(answered); r >= Penalty(Breached)*0.9 {
+		t.Fatalf("answered complaint between trusted parties carries %v", r)
+	}
+	// The answer of an organisation the observer gives no weight discounts nothing.
+	if x := build(Breached, true, false); x.Counts.Contested != 1 || math.Abs(ratio(x)-Penalty(Breached)) > 1e-6 {
+		t.Fatalf("untrusted answer discounted the complaint: %v", ratio(x))
+	}
+	// A lost dispute is a ruling: an answer changes nothing.
+	if x := build(DisputeLost, true, true); x.Counts.Contested != 0 || math.Abs(ratio(x)-Penalty(DisputeLost)) > 1e-6 {
+		t.Fatalf("ruling contested: %+v", x)
+	}
+}

@@ -100,6 +100,12 @@ type Counts struct {
 	DisputeWon  int `json:"disputeWon"`
 	Cancelled   int `json:"cancelled"`
 	Expired     int `json:"expired"`
+	// Contested counts the breaches and expiries the accused answered with
+	// its own attestation of the complainer on the same commitment ("he
+	// said, she said"): they count (w_c/(w_c+w_a))² of themselves, w_c the
+	// complainer's and w_a the accused organisation's weight. Lost disputes
+	// are rulings and never contested.
+	Contested int `json:"contested"`
 }
 
 // Ignored counts evidence about an agent that counts nothing.
