@@ -93,6 +93,9 @@ func TestGossipReachesAll(t *testing.T) {
 			if err := d.Attestation.Verify(testNow); err != nil {
 				t.Errorf("node %d: delivered attestation does not verify: %v", i, err)
 			}
+			if d.Commitment == nil || d.Commitment.ID != f.c.ID || d.Commitment.Terms.UnitPrice != f.c.Terms.UnitPrice {
+				t.Errorf("node %d: delivered with commitment %+v", i, d.Commitment)
+			}
 		}
 		if n.count(h) != 1 || n.count(hb) != 1 {
 			t.Errorf("node %d: %d and %d deliveries, want 1 each", i, n.count(h), n.count(hb))

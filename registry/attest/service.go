@@ -121,6 +121,10 @@ func (c Config) withDefaults() Config {
 // by this node).
 type Delivery struct {
 	Attestation *Attestation
+	// Commitment is the commitment the evidence forms (its offer,
+	// acceptance, parties and terms; state PENDING, no receipts). Shared:
+	// do not modify.
+	Commitment *protocol.Commitment
 	// Hash is SHA-256 of the attestation's encoding (Attestation.Hash).
 	Hash [32]byte
 	// From is the peer that published it; ReceivedFrom the peer that
@@ -134,6 +138,7 @@ type Delivery struct {
 // Publish passes one in, marked local, for its already verified item.
 type verified struct {
 	att   *Attestation
+	c     *protocol.Commitment
 	hash  [32]byte
 	local bool
 }
@@ -261,11 +266,12 @@ func (s *Service) Publish(ctx context.Context, a *Attestation) error {
 		s.release(h)
 		return err
 	}
-	if _, err := a.verify(now, s); err != nil {
+	c, err := a.verify(now, s)
+	if err != nil {
 		s.release(h)
 		return err
 	}
-	if err := topic.Publish(ctx, data, pubsub.WithValidatorData(&verified{att: a, hash: h, local: true})); err != nil {
+	if err := topic.Publish(ctx, data, pubsub.WithValidatorData(&verified{att: a, c: c, hash: h, local: true})); err != nil {
 		s.release(h)
 		return fmt.Errorf("attest: publish: %w", err)
 	}
@@ -388,6 +394,7 @@ func (s *Service) run(ctx context.Context) {
 		}
 		d := Delivery{
 			Attestation:  v.att,
+			Commitment:   v.c,
 			Hash:         v.hash,
 			From:         msg.GetFrom(),
 			ReceivedFrom: msg.ReceivedFrom,
@@ -444,17 +451,18 @@ func (s *Service) judge(msg *pubsub.Message) (pubsub.ValidationResult, error) {
 	s.seen.Add(h, pending)
 	s.mu.Unlock()
 
+	var c *protocol.Commitment
 	a, err := Decode(data)
 	if err == nil {
 		now := s.cfg.Clock()
 		if err = s.window(a.Time, now); err == nil {
-			_, err = a.verify(now, s)
+			c, err = a.verify(now, s)
 		}
 	}
 	switch {
 	case err == nil:
 		s.settle(h)
-		msg.ValidatorData = &verified{att: a, hash: h}
+		msg.ValidatorData = &verified{att: a, c: c, hash: h}
 		return pubsub.ValidationAccept, nil
 	case Provable(err):
 		s.mu.Lock()

@@ -1,0 +1,43 @@
+package attest_test
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aspnode/asp/protocol"
+	"github.com/aspnode/asp/registry/attest"
+)
+
+// The buyer of the seed deal attests that the vendor delivered; anyone can
+// verify the attestation from its bytes alone.
+func ExampleFromCommitment() {
+	buyer := protocol.FixtureParty("example buyer org", "buyer")
+	vendor := protocol.FixtureParty("example vendor org", "vendor")
+	start := time.Date(2027, 3, 1, 9, 0, 0, 0, time.UTC)
+	deal, err := protocol.SeedDeal(buyer, vendor, start)
+	if err != nil {
+		panic(err)
+	}
+	at := start.Add(24 * time.Hour)
+	a, err := attest.FromCommitment(deal.Commitment, attest.Fulfilled, at, buyer.AgentKey, deal.BuyerCert)
+	if err != nil {
+		panic(err)
+	}
+	b, err := a.Encode()
+	if err != nil {
+		panic(err)
+	}
+
+	got, err := attest.Decode(b)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(got.Verify(at) == nil, got.Subject == vendor.Agent().String(), got.Outcome)
+
+	got.Outcome = attest.Breached // not what the buyer signed
+	fmt.Println(errors.Is(got.Verify(at), attest.ErrForged))
+	// Output:
+	// true true fulfilled
+	// true
+}
