@@ -100,3 +100,24 @@ func TestRecomputeStable(t *testing.T) {
 	m.Compute("12D3KooWorg00002", benchNow.Add(Day))
 	sameSnapshot(t, a, m.Compute("12D3KooWorg00001", benchNow))
 }
+
+// TestConcurrentUse: adds, computes and snapshot reads may interleave (run
+// with -race).
+func TestConcurrentUse(t *testing.T) {
+	m, _ := New(Config{})
+	evs := messy(11, 2000)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range evs {
+			m.Add(evs[i])
+		}
+	}()
+	for range 20 {
+		s := m.Compute("12D3KooWorg00001", benchNow)
+		for _, id := range s.Agents() {
+			checkExplanation(t, s.Explain(id), m.Config())
+		}
+	}
+	<-done
+}
