@@ -21,8 +21,12 @@
 //     damped towards a pre-trust vector made of o's own direct positive
 //     counterparties and the configured pre-trusted organisations. An
 //     organisation's mass t_j is spread over all the evidence it attests
-//     (U_j units): its weight is w_j = min(MaxWeight, (t_j/U_j)/ρ̄), ρ̄ the
-//     anchors' mean t/U; the observer's own weight is at least 1.
+//     (U_j units): its weight is w_j = min(MaxWeight, (t_j/U_j)/ρ̄), with
+//     ρ̄ = Σ p_k·t_k / Σ p_k·U_k over the anchors; the observer's own weight
+//     is at least 1.
+//   - A breach or expiry the accused answered (it attested the complainer
+//     about the same commitment) counts (w_j/(w_j+w_accused))² of itself; a
+//     lost dispute is a ruling and always counts fully.
 //   - R = Σ_j w_j·min(r_js, PairCap), S = Σ_j w_j·s_js, fulfilment
 //     F = (R+1)/(R+S+2); volume V = log(1+C)/log(1+VolumeSaturation) with C
 //     the weighted completed count; breach factor B = exp(-Σ w·penalty·ω·λ');
