@@ -245,9 +245,11 @@ func (m *Model) Compute(observer string, now time.Time) *Snapshot {
 		tr:         tr,
 		expl:       make([]Explanation, nA),
 		mass:       make([]float64, nO),
+		weight:     make([]float64, nO),
 	}
 	for r, id := range m.rankedOrgs {
 		snap.mass[r] = tr.mass[id]
+		snap.weight[r] = weight[id]
 	}
 	logSat := math.Log1p(float64(cfg.VolumeSaturation))
 	for r, id := range m.rankedAgents {

@@ -19,6 +19,7 @@ type Snapshot struct {
 	expl       []Explanation
 	orgNames   []string // sorted; mass[i] is orgNames[i]'s
 	mass       []float64
+	weight     []float64
 	orgRank    []int32 // org id -> rank
 	rankedOrgs []int32 // rank -> org id
 	damping    float64
@@ -210,6 +211,21 @@ func (s *Snapshot) Orgs() []string { return slices.Clone(s.orgNames) }
 func (s *Snapshot) OrgMass(org string) float64 {
 	if i, ok := slices.BinarySearch(s.orgNames, org); ok {
 		return s.mass[i]
+	}
+	return 0
+}
+
+// OrgWeight returns the weight the observer gives one unit of evidence from
+// the organisation's agents (0 … MaxWeight; at least 1 for the observer
+// itself): its trust mass per unit of evidence it attests, relative to the
+// anchors'. A node can feed it to GossipSub peer scoring as the
+// application-specific score of the organisation's peer.
+func (s *Snapshot) OrgWeight(org string) float64 {
+	if i, ok := slices.BinarySearch(s.orgNames, org); ok {
+		return s.weight[i]
+	}
+	if org == s.observer {
+		return 1
 	}
 	return 0
 }

@@ -183,3 +183,20 @@ func TestCollectiveBound(t *testing.T) {
 		t.Logf("seed %d α=%.2f collective %+v", seed, cfg.Damping, s.Collective(sOrgs))
 	}
 }
+
+func TestOrgWeight(t *testing.T) {
+	honest := honestWorld(9, 10, 800)
+	stuffed, orgs := collective(9, 4, 500)
+	s := snapshotOf(t, append(honest, stuffed...), Config{PreTrusted: []string{"H02"}}, "H00", t0)
+	if s.OrgWeight("H00") < 1 || s.OrgWeight("H02") <= 0 || s.OrgWeight("nobody") != 0 {
+		t.Fatalf("weights: observer %v, pre-trusted %v", s.OrgWeight("H00"), s.OrgWeight("H02"))
+	}
+	for _, o := range orgs {
+		if s.OrgWeight(o) != 0 {
+			t.Fatalf("isolated %s has weight %v", o, s.OrgWeight(o))
+		}
+	}
+	if s2 := snapshotOf(t, honest, Config{}, "stranger", t0); s2.OrgWeight("stranger") != 1 || s2.OrgWeight("H01") != 0 {
+		t.Fatal("unanchored stranger")
+	}
+}
