@@ -591,6 +591,14 @@ func verifyMembers(ms members, opts VerifyOptions) (*BundleReport, error) {
 		for _, v := range verifiers {
 			cp, n, err := ParseCheckpoint(text, m.Origin, v, opts.Witnesses...)
 			if err == nil {
+				// Signatures must be encoded canonically, so that a
+				// bundle's bytes are exactly what was signed.
+				for _, sig := range append(append([]note.Signature(nil), n.Sigs...), n.UnverifiedSigs...) {
+					raw, err := base64.StdEncoding.DecodeString(sig.Base64)
+					if err != nil || base64.StdEncoding.EncodeToString(raw) != sig.Base64 {
+						return CheckpointBody{}, nil, fmt.Errorf("signature of %s is not canonical base64", sig.Name)
+					}
+				}
 				return cp, n, nil
 			}
 			last = err
@@ -608,9 +616,12 @@ func verifyMembers(ms members, opts VerifyOptions) (*BundleReport, error) {
 	}
 	var cps []bundleCheckpoint
 	for _, text := range items {
-		cp, _, err := parse(text)
+		cp, n, err := parse(text)
 		if err != nil {
-			return nil, &VerifyError{What: "checkpoint", Index: uint64(len(cps)), Reason: "does not verify (position in list)", Err: err}
+			return nil, &VerifyError{What: "checkpoint", Index: sizeOfBody([]byte(text)), Reason: "does not verify", Err: err}
+		}
+		if len(n.Sigs) != 1 || len(n.UnverifiedSigs) != 0 {
+			return nil, bad("checkpoint", cp.Size, "carries signatures other than the log's (cosigned checkpoints go in %s)", memberCosigned)
 		}
 		if len(cps) > 0 && cp.Size <= cps[len(cps)-1].body.Size {
 			return nil, bad("checkpoint", cp.Size, "out of order")
@@ -634,7 +645,7 @@ func verifyMembers(ms members, opts VerifyOptions) (*BundleReport, error) {
 	for i, a := range opts.Anchors {
 		cp, _, err := parse(a)
 		if err != nil {
-			return nil, &VerifyError{What: "anchor", Index: uint64(i), Reason: "does not verify (position in list)", Err: err}
+			return nil, &VerifyError{What: "anchor", Index: sizeOfBody(a), Reason: fmt.Sprintf("anchor %d of %d does not verify", i+1, len(opts.Anchors)), Err: err}
 		}
 		if cp.Size > m.Size {
 			return nil, bad("anchor", cp.Size, "beyond the bundle's size %d", m.Size)
@@ -661,6 +672,8 @@ func verifyMembers(ms members, opts VerifyOptions) (*BundleReport, error) {
 		files int
 		buf   = make([]byte, 0, 4096)
 		lenb  [4]byte
+		// lastAt is the last size at which a root was checked.
+		lastAt uint64
 	)
 	for {
 		name, r, size, err = ms.next()
@@ -706,10 +719,14 @@ func verifyMembers(ms members, opts VerifyOptions) (*BundleReport, error) {
 					return nil, &VerifyError{What: "entry", Index: e.Index, Reason: "body does not verify", Err: err}
 				}
 			}
-			if root, ok := want[sc.n]; ok && sc.root() != root {
-				return nil, bad(whatAt[sc.n], sc.n, "root does not match entries [%d, %d)", prevSize(want, sc.n), sc.n)
+			if root, ok := want[sc.n]; ok {
+				sc.checkRoot(root, whatAt[sc.n], lastAt)
+				lastAt = sc.n
 			}
 		}
+	}
+	if err := sc.finish(); err != nil {
+		return nil, err
 	}
 	if files != m.EntryFiles {
 		return nil, bad("manifest", 0, "%d entries files listed, %d present", m.EntryFiles, files)
@@ -794,42 +811,55 @@ func verifyMembers(ms members, opts VerifyOptions) (*BundleReport, error) {
 	return rep, nil
 }
 
-// prevSize returns the largest size in want below n (0 if none).
-func prevSize(want map[uint64][32]byte, n uint64) uint64 {
-	var p uint64
-	for s := range want {
-		if s < n && s > p {
-			p = s
-		}
-	}
-	return p
-}
-
 // scanner checks entries in order: encoding, index, hash chain, and the
-// Merkle root, keeping roots at the sizes asked for later.
+// Merkle root, keeping roots at the sizes asked for later. A broken link
+// or a root mismatch is judged one entry later, so that the entry named is
+// the changed one: if entry i's PrevHash is not the hash of entry i-1 but
+// entry i+1 vouches for entry i, entry i-1 is the one that changed.
 type scanner struct {
 	n    uint64
 	prev [32]byte
 	rng  *compact.Range
 	// roots remembers the roots computed so far at the sizes of interest.
 	roots map[uint64][32]byte
+	// linkBroken: entry n-1's PrevHash is not the hash of entry n-2.
+	linkBroken bool
+	// rootErr is a root mismatch at size n, reported unless entry n
+	// reveals a changed entry first.
+	rootErr error
 }
 
 func newScanner() *scanner {
 	return &scanner{rng: rangeFactory.NewEmptyRange(0), roots: map[uint64][32]byte{0: emptyRoot}}
 }
 
+func (s *scanner) linkError(next *Entry) error {
+	i := s.n - 1
+	if next != nil && next.PrevHash == s.prev && i > 0 {
+		return &VerifyError{What: "entry", Index: i - 1, Reason: fmt.Sprintf("changed: its hash differs from the prev hash that entry %d records", i)}
+	}
+	return &VerifyError{What: "entry", Index: i, Reason: fmt.Sprintf("prev hash does not match entry %d", int64(i)-1)}
+}
+
 // add checks the next entry. The returned Entry aliases b.
 func (s *scanner) add(b []byte) (Entry, error) {
 	e, err := DecodeEntry(b)
-	if err != nil {
-		return e, &VerifyError{What: "entry", Index: s.n, Reason: "malformed", Err: err}
+	if err != nil || e.Index != s.n {
+		if s.linkBroken {
+			return e, s.linkError(nil)
+		}
+		if err != nil {
+			return e, &VerifyError{What: "entry", Index: s.n, Reason: "malformed", Err: err}
+		}
+		return e, &VerifyError{What: "entry", Index: s.n, Reason: fmt.Sprintf("holds index %d: entries are missing, added or out of order", e.Index)}
 	}
-	if e.Index != s.n {
-		return e, &VerifyError{What: "entry", Index: s.n, Reason: fmt.Sprintf("holds index %d", e.Index)}
+	if s.linkBroken {
+		return e, s.linkError(&e)
 	}
 	if e.PrevHash != s.prev {
-		return e, &VerifyError{What: "entry", Index: s.n, Reason: fmt.Sprintf("prev hash does not match entry %d", s.n-1)}
+		s.linkBroken, s.rootErr = true, nil
+	} else if s.rootErr != nil {
+		return e, s.rootErr
 	}
 	h := LeafHash(b)
 	s.rng.Append(h[:], nil)
@@ -838,8 +868,31 @@ func (s *scanner) add(b []byte) (Entry, error) {
 	return e, nil
 }
 
+// checkRoot compares the root of the entries so far with want; a mismatch
+// is reported by the next add or by finish.
+func (s *scanner) checkRoot(want [32]byte, what string, from uint64) {
+	if s.root() != want && !s.linkBroken {
+		reason := fmt.Sprintf("root does not match entries [%d, %d)", from, s.n)
+		if what == "anchor" {
+			reason = "root differs from the bundle's: the log signed two different roots for this size"
+		}
+		s.rootErr = &VerifyError{What: what, Index: s.n, Reason: reason}
+	}
+}
+
+// finish reports what is still pending after the last entry.
+func (s *scanner) finish() error {
+	if s.linkBroken {
+		return s.linkError(nil)
+	}
+	return s.rootErr
+}
+
 // root returns the root of the entries added so far, and remembers it.
 func (s *scanner) root() [32]byte {
+	if r, ok := s.roots[s.n]; ok {
+		return r
+	}
 	var out [32]byte
 	r, _ := s.rng.GetRootHash(nil)
 	copy(out[:], r)
