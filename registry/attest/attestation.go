@@ -351,9 +351,6 @@ func (a *Attestation) verify(now time.Time, cache evidenceCache) (*protocol.Comm
 	if c.AgentID != a.Attester {
 		return nil, fmt.Errorf("%w: certificate of %s on an attestation by %s", ErrForged, c.AgentID, a.Attester)
 	}
-	if err := c.Verify(a.Time); err != nil {
-		return nil, fmt.Errorf("%w: attester certificate: %w", ErrForged, err)
-	}
 	p, err := a.SigningPayload()
 	if err != nil {
 		return nil, err
@@ -361,14 +358,35 @@ func (a *Attestation) verify(now time.Time, cache evidenceCache) (*protocol.Comm
 	if !ed25519.Verify(ed25519.PublicKey(c.PublicKey), signedMessage(p), a.Signature) {
 		return nil, fmt.Errorf("%w: signature of %s", ErrForged, a.Attester)
 	}
-	var key [32]byte
-	cm, ok := (*protocol.Commitment)(nil), false
+	// The evidence: verified before (cache), or decoded now and verified
+	// below.
+	var (
+		key        [32]byte
+		cm         *protocol.Commitment
+		cached     bool
+		offer, acc *protocol.Envelope
+	)
 	if cache != nil {
 		key = a.evidenceKey()
-		cm, ok = cache.get(key)
+		cm, cached = cache.get(key)
 	}
-	if !ok {
-		if cm, err = formCommitment(a.Offer, a.Acceptance); err != nil {
+	if cached {
+		offer, acc = cm.Offer, cm.Acceptance
+	} else if offer, acc, err = decodeEvidence(a.Offer, a.Acceptance); err != nil {
+		return nil, err
+	}
+	// The attester's certificate. When it is the one the attester's
+	// envelope carries, the evidence's verification covers its signature.
+	if sameCertificate(c, certificateOf(a.Attester, offer, acc)) {
+		if a.Time.After(c.NotAfter) {
+			return nil, fmt.Errorf("%w: attester certificate: %w: %s expired at %s", ErrForged,
+				protocol.ErrCertificateExpired, c.AgentID, protocol.FormatTime(c.NotAfter))
+		}
+	} else if err := c.Verify(a.Time); err != nil {
+		return nil, fmt.Errorf("%w: attester certificate: %w", ErrForged, err)
+	}
+	if !cached {
+		if cm, err = rebuild(offer, acc); err != nil {
 			return nil, err
 		}
 		if cache != nil {

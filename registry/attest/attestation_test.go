@@ -42,6 +42,19 @@ func TestRoundTripAndVerify(t *testing.T) {
 	if a.Subject != f.buyer.Agent().String() {
 		t.Fatalf("subject %s", a.Subject)
 	}
+	// The buyer's organisation has since certified a new key for it: an
+	// attestation under the new certificate verifies as well.
+	newKey := ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
+	cert, err := protocol.IssueCertificate(f.buyer.OrgKey, f.buyer.Agent(), newKey.Public().(ed25519.PublicKey), nil, now.AddDate(1, 0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, err = FromCommitment(f.c, Breached, now, newKey, cert); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Verify(now); err != nil {
+		t.Fatalf("under a reissued certificate: %v", err)
+	}
 }
 
 func TestVerifyRefusals(t *testing.T) {
