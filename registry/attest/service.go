@@ -179,6 +179,7 @@ type Service struct {
 	sub      *pubsub.Subscription
 	cancel   context.CancelFunc
 	done     chan struct{}
+	joining  bool // Join called (and not failed)
 	closed   bool
 }
 
@@ -213,32 +214,58 @@ func New(cfg Config) (*Service, error) {
 // A Service joins once.
 func (s *Service) Join(ctx context.Context, ps *pubsub.PubSub) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
+	switch {
+	case s.closed:
+		s.mu.Unlock()
 		return ErrClosed
-	}
-	if s.ps != nil {
+	case s.joining:
+		s.mu.Unlock()
 		return errors.New("attest: already joined")
 	}
+	s.joining = true
+	s.mu.Unlock()
+
+	// Not under s.mu: these wait for GossipSub's event loop, while the
+	// validator may already be running.
+	topic, sub, err := s.join(ps)
+	if err != nil {
+		s.mu.Lock()
+		s.joining = false
+		s.mu.Unlock()
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed { // Close ran meanwhile; it found nothing to release
+		cancel()
+		sub.Cancel()
+		_ = topic.Close()
+		_ = ps.UnregisterTopicValidator(Topic)
+		return ErrClosed
+	}
+	s.ps, s.topic, s.sub, s.cancel = ps, topic, sub, cancel
+	s.done = make(chan struct{})
+	go s.run(ctx, sub, s.done)
+	return nil
+}
+
+func (s *Service) join(ps *pubsub.PubSub) (*pubsub.Topic, *pubsub.Subscription, error) {
 	if err := ps.RegisterTopicValidator(Topic, s.validate); err != nil {
-		return fmt.Errorf("attest: register validator: %w", err)
+		return nil, nil, fmt.Errorf("attest: register validator: %w", err)
 	}
 	topic, err := ps.Join(Topic)
 	if err != nil {
 		_ = ps.UnregisterTopicValidator(Topic)
-		return fmt.Errorf("attest: join %s: %w", Topic, err)
+		return nil, nil, fmt.Errorf("attest: join %s: %w", Topic, err)
 	}
 	sub, err := topic.Subscribe(pubsub.WithBufferSize(s.cfg.BufferSize))
 	if err != nil {
 		_ = topic.Close()
 		_ = ps.UnregisterTopicValidator(Topic)
-		return fmt.Errorf("attest: subscribe %s: %w", Topic, err)
+		return nil, nil, fmt.Errorf("attest: subscribe %s: %w", Topic, err)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	s.ps, s.topic, s.sub, s.cancel = ps, topic, sub, cancel
-	s.done = make(chan struct{})
-	go s.run(ctx)
-	return nil
+	return topic, sub, nil
 }
 
 // Publish verifies a, then publishes it. It returns an error wrapping
@@ -381,10 +408,10 @@ func (s *Service) Close() error {
 
 // run hands accepted messages to subscribers until ctx ends or the
 // subscription is cancelled.
-func (s *Service) run(ctx context.Context) {
-	defer close(s.done)
+func (s *Service) run(ctx context.Context, sub *pubsub.Subscription, done chan<- struct{}) {
+	defer close(done)
 	for {
-		msg, err := s.sub.Next(ctx)
+		msg, err := sub.Next(ctx)
 		if err != nil {
 			return
 		}

@@ -1,6 +1,7 @@
 package attest
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"testing"
@@ -201,5 +202,60 @@ func TestValidatorEvidenceCache(t *testing.T) {
 	}
 	if s.evidence.Len() != 1 {
 		t.Fatalf("%d commitments cached, want 1", s.evidence.Len())
+	}
+}
+
+func TestServiceLifecycle(t *testing.T) {
+	f := newFixture(t, "lifecycle")
+	h := newHost(t)
+	s := newService(t, Config{})
+	a := f.attest(t, Fulfilled, t0.Add(time.Hour))
+	ctx := context.Background()
+	if err := s.Publish(ctx, a); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Publish before Join = %v, want ErrClosed", err)
+	}
+	if err := s.Join(ctx, h.PubSub()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Join(ctx, h.PubSub()); err == nil {
+		t.Fatal("second Join succeeded")
+	}
+	ch, cancel := s.Subscribe()
+	if err := s.Publish(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if d := <-ch; !d.Local || d.Attestation.CommitmentID != f.c.ID {
+		t.Fatalf("delivery %+v", d)
+	}
+	cancel()
+	cancel()
+	if _, ok := <-ch; ok {
+		t.Fatal("channel open after cancel")
+	}
+	ch2, _ := s.Subscribe()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := <-ch2; ok {
+		t.Fatal("channel open after Close")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Publish(ctx, f.attest(t, Breached, t0.Add(time.Hour))); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Publish after Close = %v, want ErrClosed", err)
+	}
+	if ch3, _ := s.Subscribe(); ch3 != nil {
+		if _, ok := <-ch3; ok {
+			t.Fatal("Subscribe after Close: channel open")
+		}
+	}
+	// The topic is free again: another Service can join the same router.
+	s2 := newService(t, Config{})
+	if err := s2.Join(ctx, h.PubSub()); err != nil {
+		t.Fatalf("join after Close: %v", err)
+	}
+	if err := s2.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
