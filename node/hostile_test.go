@@ -194,7 +194,8 @@ func cloneEnvelope(t *testing.T, env *protocol.Envelope) *protocol.Envelope {
 //
 // Needed because resendPending reads session.pending (and commitment.state)
 // without the session's lock (or c.mu) while deliverLocked writes them under
-// it: a data race in node/ (see the report of this file's commit). While a
+// it: a data race in node/ (recover.go resendPending against
+// sessions.go deliverLocked). While a
 // loop is parked, listing sessions (fingerprint) must not be called.
 func parkTimers(t *testing.T, nodes ...*Node) (resume func()) {
 	t.Helper()
