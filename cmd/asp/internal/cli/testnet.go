@@ -93,6 +93,9 @@ func (a *app) runTestnet(ctx context.Context, dir string, n int, demo, keep bool
 
 	if demo {
 		if err := a.runDemo(ctx, net); err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("interrupted")
+			}
 			return err
 		}
 		if !keep {
