@@ -192,11 +192,11 @@ func cloneEnvelope(t *testing.T, env *protocol.Envelope) *protocol.Envelope {
 // are parked, so that the race detector sees those moves ordered with the
 // loop's reads of session and commitment fields.
 //
-// Needed because resendPending reads session.pending (and commitment.state)
-// without the session's lock (or c.mu) while deliverLocked writes them under
-// it: a data race in node/ (recover.go resendPending against
-// sessions.go deliverLocked). While a
-// loop is parked, listing sessions (fingerprint) must not be called.
+// Needed because resendPending (recover.go) reads session.pending and
+// commitment.state without the session's lock or c.mu, while deliverLocked
+// (sessions.go) and activateLocked (commitments.go) write them under it: a
+// data race in node/. While a loop is parked, listing sessions
+// (fingerprint) must not be called.
 func parkTimers(t *testing.T, nodes ...*Node) (resume func()) {
 	t.Helper()
 	var probes []*session
