@@ -52,7 +52,8 @@ func (n *Node) expireDue(ctx context.Context) {
 	n.sessMu.RLock()
 	var due []*commitment
 	for _, c := range n.commitments {
-		if c.state == protocol.CommitmentActive && !c.c.Deadline().IsZero() && now.After(c.c.Deadline()) {
+		// The deadline is immutable; the state is checked under c.mu below.
+		if d := c.c.Deadline(); !d.IsZero() && now.After(d) {
 			due = append(due, c)
 		}
 	}

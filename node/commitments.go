@@ -49,6 +49,9 @@ type commitment struct {
 type receiptRecord struct {
 	Ours    bool   `cbor:"1,keyasint"`
 	Receipt []byte `cbor:"2,keyasint"`
+	// KeyCert certifies the key of the receipt's checkpoint
+	// (ledger.KeyCertificate, JSON).
+	KeyCert []byte `cbor:"3,keyasint,omitempty"`
 }
 
 // updateRecord is the body of a KindCommitmentUpdate entry.
@@ -85,7 +88,7 @@ func (n *Node) getCommitment(id string) *commitment {
 // receipt and, on the acceptor's side, completes the receipt exchange.
 // theirs is the counterparty's receipt when it came with the acknowledgement.
 // REQUIRES: s.lock.
-func (n *Node) commitmentFormed(ctx context.Context, s *session, pc *protocol.Commitment, theirs []byte, acceptor bool, pre ...ledger.Record) (*commitment, error) {
+func (n *Node) commitmentFormed(ctx context.Context, s *session, pc *protocol.Commitment, theirs, theirCert []byte, acceptor bool, pre ...ledger.Record) (*commitment, error) {
 	offer, err := protocol.EncodeEnvelope(pc.Offer)
 	if err != nil {
 		return nil, err
@@ -102,11 +105,11 @@ func (n *Node) commitmentFormed(ctx context.Context, s *session, pc *protocol.Co
 	}
 	recs := append(pre, ledger.Record{Kind: ledger.KindCommitment, Time: now, Session: s.id, Commitment: pc.ID, Body: body})
 	if theirs != nil {
-		if err := n.checkReceipt(c, theirs); err != nil {
+		if err := n.checkReceipt(c, theirs, theirCert); err != nil {
 			n.log.Warn("counterparty receipt refused", "commitment", c.id, "err", err)
 			theirs = nil
 		} else {
-			rb, _ := cbor.Marshal(receiptRecord{Ours: false, Receipt: theirs})
+			rb, _ := cbor.Marshal(receiptRecord{Ours: false, Receipt: theirs, KeyCert: theirCert})
 			recs = append(recs, ledger.Record{Kind: ledger.KindReceipt, Time: now, Session: s.id, Commitment: pc.ID, Body: rb})
 		}
 	}
@@ -132,8 +135,10 @@ func (n *Node) commitmentFormed(ctx context.Context, s *session, pc *protocol.Co
 	return c, nil
 }
 
-// checkReceipt verifies a counterparty receipt for c.
-func (n *Node) checkReceipt(c *commitment, raw []byte) error {
+// checkReceipt verifies a counterparty receipt for c: its signature by the
+// counterparty's organisation, and its checkpoint, signed by the checkpoint
+// key that organisation certified, covering the entry the receipt names.
+func (n *Node) checkReceipt(c *commitment, raw, keyCert []byte) error {
 	r, err := protocol.DecodeReceipt(raw)
 	if err != nil {
 		return err
@@ -144,7 +149,38 @@ func (n *Node) checkReceipt(c *commitment, raw []byte) error {
 	if r.Org != c.remote.Org {
 		return fmt.Errorf("%w: receipt signed by %s, want %s", protocol.ErrNotParty, r.Org, c.remote.Org)
 	}
-	return r.Verify()
+	if err := r.Verify(); err != nil {
+		return err
+	}
+	return checkReceiptCheckpoint(r, keyCert)
+}
+
+// checkReceiptCheckpoint checks that r's checkpoint is signed by the
+// checkpoint key that r's organisation certified and covers r's entry.
+func checkReceiptCheckpoint(r *protocol.Receipt, keyCert []byte) error {
+	var kc ledger.KeyCertificate
+	if err := json.Unmarshal(keyCert, &kc); err != nil {
+		return fmt.Errorf("%w: receipt without a valid checkpoint-key certificate", protocol.ErrBadSignature)
+	}
+	origin := ledger.OriginFor(r.Org)
+	if kc.Org != r.Org || kc.Origin != origin {
+		return fmt.Errorf("%w: checkpoint key certified for %s, receipt from %s", protocol.ErrBadSignature, kc.Org, r.Org)
+	}
+	if err := kc.Verify(); err != nil {
+		return fmt.Errorf("%w: %v", protocol.ErrBadSignature, err)
+	}
+	v, err := kc.Verifier()
+	if err != nil {
+		return fmt.Errorf("%w: %v", protocol.ErrBadSignature, err)
+	}
+	cp, _, err := ledger.ParseCheckpoint(r.Checkpoint, origin, v)
+	if err != nil {
+		return fmt.Errorf("%w: receipt checkpoint: %v", protocol.ErrBadSignature, err)
+	}
+	if cp.Size <= r.LedgerIndex {
+		return fmt.Errorf("%w: checkpoint of size %d does not cover entry %d", protocol.ErrMalformed, cp.Size, r.LedgerIndex)
+	}
+	return nil
 }
 
 func (n *Node) ensureOurReceipt(ctx context.Context, c *commitment) error {
@@ -172,7 +208,7 @@ func (n *Node) ensureOurReceiptLocked(ctx context.Context, c *commitment) error 
 	if err != nil {
 		return err
 	}
-	rb, _ := cbor.Marshal(receiptRecord{Ours: true, Receipt: raw})
+	rb, _ := cbor.Marshal(receiptRecord{Ours: true, Receipt: raw, KeyCert: n.keyCert})
 	if _, err := n.led.Append(ctx, ledger.Record{Kind: ledger.KindReceipt, Time: n.now(), Session: c.session, Commitment: c.id, Body: rb}); err != nil {
 		return err
 	}
@@ -185,7 +221,7 @@ func (n *Node) ensureOurReceiptLocked(ctx context.Context, c *commitment) error 
 // loop tries again.
 // REQUIRES: c.mu.
 func (n *Node) sendReceiptLocked(ctx context.Context, c *commitment) {
-	resp, err := n.request(ctx, c.remote.Org, &wireReq{Type: wireReceipt, Receipt: c.ours})
+	resp, err := n.request(ctx, c.remote.Org, &wireReq{Type: wireReceipt, Receipt: c.ours, KeyCert: n.keyCert})
 	if err != nil {
 		n.log.Warn("receipt delivery failed; will resend", "commitment", c.id, "err", err)
 		return
@@ -218,7 +254,7 @@ func (n *Node) activateLocked(ctx context.Context, c *commitment, extra []ledger
 }
 
 // onReceipt receives the acceptor's receipt on the proposer's node.
-func (n *Node) onReceipt(ctx context.Context, from string, raw []byte) *wireResp {
+func (n *Node) onReceipt(ctx context.Context, from string, raw, keyCert []byte) *wireResp {
 	r, err := protocol.DecodeReceipt(raw)
 	if err != nil {
 		return refuseErr(err)
@@ -230,7 +266,7 @@ func (n *Node) onReceipt(ctx context.Context, from string, raw []byte) *wireResp
 	if c.remote.Org != from {
 		return refuse(protocol.ErrNotParty, fmt.Errorf("node %s is not a party to %s", from, c.id))
 	}
-	if err := n.checkReceipt(c, raw); err != nil {
+	if err := n.checkReceipt(c, raw, keyCert); err != nil {
 		return refuseErr(err)
 	}
 	c.mu.Lock()
@@ -238,7 +274,7 @@ func (n *Node) onReceipt(ctx context.Context, from string, raw []byte) *wireResp
 	if c.theirs != nil {
 		return &wireResp{} // already held: a resend
 	}
-	rb, _ := cbor.Marshal(receiptRecord{Ours: false, Receipt: raw})
+	rb, _ := cbor.Marshal(receiptRecord{Ours: false, Receipt: raw, KeyCert: keyCert})
 	rec := ledger.Record{Kind: ledger.KindReceipt, Time: n.now(), Session: c.session, Commitment: c.id, Body: rb}
 	if err := n.activateLocked(ctx, c, []ledger.Record{rec}); err != nil {
 		return refuseErr(err)

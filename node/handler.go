@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -23,7 +24,7 @@ func (n *Node) handleWire(ctx context.Context, from peer.ID, req []byte) ([]byte
 		case wireEnvelope:
 			resp = n.onEnvelope(ctx, from.String(), r.Envelope)
 		case wireReceipt:
-			resp = n.onReceipt(ctx, from.String(), r.Receipt)
+			resp = n.onReceipt(ctx, from.String(), r.Receipt, r.KeyCert)
 		case wireAction:
 			resp = n.onAction(ctx, from.String(), r.Action)
 		default:
@@ -108,7 +109,7 @@ func (n *Node) onEnvelope(ctx context.Context, from string, raw []byte) *wireRes
 	}
 	resp := &wireResp{}
 	if c != nil {
-		resp.Receipt = c.ours
+		resp.Receipt, resp.KeyCert = c.ours, n.keyCert
 	}
 	if isInvitation(env) {
 		n.bus.publish(sessionEvent(s), la.id.String())
@@ -144,6 +145,9 @@ func (n *Node) dupAckLocked(ctx context.Context, s *session, env *protocol.Envel
 		if e.Hash() != env.Hash() {
 			return refuse(protocol.ErrReplay, fmt.Errorf("message %s differs from the one recorded", env.MessageID))
 		}
+		if !bytes.Equal(e.Integrity.Signature, env.Integrity.Signature) {
+			return refuse(protocol.ErrBadSignature, fmt.Errorf("message %s: signature differs from the one recorded", env.MessageID))
+		}
 		if isInvitation(env) && i+1 < len(tr) && tr[i+1].Sender == s.local.id.String() {
 			if b, err := protocol.EncodeEnvelope(tr[i+1]); err == nil {
 				resp.Reply = b
@@ -154,7 +158,7 @@ func (n *Node) dupAckLocked(ctx context.Context, s *session, env *protocol.Envel
 		if err := n.ensureOurReceipt(ctx, c); err != nil {
 			return refuseErr(err)
 		}
-		resp.Receipt = c.ours
+		resp.Receipt, resp.KeyCert = c.ours, n.keyCert
 	}
 	return resp
 }

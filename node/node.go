@@ -11,6 +11,7 @@ package node
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -88,7 +89,10 @@ type Node struct {
 	m    *metrics
 	bus  *bus
 	ckpt checkpointer
-	pcfg protocol.Config
+	// keyCert is our ledger's checkpoint-key certificate (JSON), sent with
+	// every receipt so the counterparty can check the receipt's checkpoint.
+	keyCert []byte
+	pcfg    protocol.Config
 
 	agentMu sync.Mutex // serialises agent creation and removal
 	mu      sync.RWMutex
@@ -346,6 +350,10 @@ var _ api.SessionLister = (*Node)(nil)
 func (n *Node) openLedger() error {
 	origin := ledger.OriginFor(n.peerID)
 	signer, cert, err := ledger.NewCheckpointSigner(n.orgKey, origin)
+	if err != nil {
+		return err
+	}
+	n.keyCert, err = json.Marshal(cert)
 	if err != nil {
 		return err
 	}

@@ -177,18 +177,16 @@ func (n *Node) recover(ctx context.Context) error {
 // moves, and receipts of commitments not yet ACTIVE.
 func (n *Node) resendPending() {
 	ctx := n.ctx
+	// Candidates are read without their locks; each is checked again
+	// under its own lock.
 	n.sessMu.RLock()
-	var ss []*session
+	ss := make([]*session, 0, len(n.sessions))
 	for _, s := range n.sessions {
-		if s.pending != nil {
-			ss = append(ss, s)
-		}
+		ss = append(ss, s)
 	}
-	var cs []*commitment
+	cs := make([]*commitment, 0, len(n.commitments))
 	for _, c := range n.commitments {
-		if c.state == protocol.CommitmentPending || c.pendingAction != nil {
-			cs = append(cs, c)
-		}
+		cs = append(cs, c)
 	}
 	n.sessMu.RUnlock()
 	for _, s := range ss {

@@ -252,7 +252,7 @@ func (n *Node) deliverLocked(ctx context.Context, s *session, env *protocol.Enve
 	n.publishMessage(s, env)
 	var c *commitment
 	if eff.Commitment != nil {
-		c, err = n.commitmentFormed(ctx, s, eff.Commitment, resp.Receipt, true)
+		c, err = n.commitmentFormed(ctx, s, eff.Commitment, resp.Receipt, resp.KeyCert, true)
 		if err != nil {
 			return nil, err
 		}
@@ -292,7 +292,7 @@ func (n *Node) receiveLocked(ctx context.Context, s *session, env *protocol.Enve
 	rec := envelopeRecord(ledger.KindMessageReceived, env, raw)
 	if eff.Commitment != nil {
 		// The message and the commitment it forms are recorded together.
-		c, err := n.commitmentFormed(ctx, s, eff.Commitment, nil, false, rec)
+		c, err := n.commitmentFormed(ctx, s, eff.Commitment, nil, nil, false, rec)
 		if err != nil {
 			return nil, err
 		}

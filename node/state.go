@@ -51,7 +51,11 @@ func (p pebbleLogger) Fatalf(format string, args ...any) {
 }
 
 func openState(dir string, fs vfs.FS, log *slog.Logger) (*state, error) {
-	opts := &pebble.Options{Logger: pebbleLogger{log}}
+	// The state store is small (agents and tokens): a small cache and
+	// memtable keep an idle node's memory down.
+	cache := pebble.NewCache(1 << 20)
+	defer cache.Unref()
+	opts := &pebble.Options{Logger: pebbleLogger{log}, Cache: cache, MemTableSize: 1 << 20}
 	if fs != nil {
 		opts.FS = fs
 	}

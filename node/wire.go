@@ -27,6 +27,9 @@ type wireReq struct {
 	Envelope []byte `cbor:"2,keyasint,omitempty"` // protocol envelope, canonical CBOR
 	Receipt  []byte `cbor:"3,keyasint,omitempty"` // protocol receipt, CBOR
 	Action   []byte `cbor:"4,keyasint,omitempty"` // protocol commitment action, CBOR
+	// KeyCert certifies the checkpoint key that signed Receipt's
+	// checkpoint (ledger.KeyCertificate, JSON).
+	KeyCert []byte `cbor:"5,keyasint,omitempty"`
 }
 
 type wireResp struct {
@@ -39,6 +42,8 @@ type wireResp struct {
 	Reply []byte `cbor:"3,keyasint,omitempty"`
 	// Receipt is the peer's receipt when the request formed a commitment.
 	Receipt []byte `cbor:"4,keyasint,omitempty"`
+	// KeyCert certifies the checkpoint key of Receipt's checkpoint.
+	KeyCert []byte `cbor:"5,keyasint,omitempty"`
 }
 
 // codeBusy is the refusal a node answers while it is itself sending in the
