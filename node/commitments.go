@@ -45,26 +45,10 @@ type commitment struct {
 	expiredAt     time.Time
 }
 
-// receiptRecord is the body of a KindReceipt entry.
-type receiptRecord struct {
-	Ours    bool   `cbor:"1,keyasint"`
-	Receipt []byte `cbor:"2,keyasint"`
-	// KeyCert certifies the key of the receipt's checkpoint
-	// (ledger.KeyCertificate, JSON).
-	KeyCert []byte `cbor:"3,keyasint,omitempty"`
-}
-
 // updateRecord is the body of a KindCommitmentUpdate entry.
 type updateRecord struct {
 	State  string `cbor:"1,keyasint"`
 	Action []byte `cbor:"2,keyasint,omitempty"` // the signed action that caused it
-}
-
-// commitmentRecord is the body of a KindCommitment entry: the signed offer
-// and acceptance the commitment is derived from.
-type commitmentRecord struct {
-	Offer      []byte `cbor:"1,keyasint"`
-	Acceptance []byte `cbor:"2,keyasint"`
 }
 
 func (n *Node) commitmentByAcceptance(messageID string) *commitment {
@@ -89,15 +73,13 @@ func (n *Node) getCommitment(id string) *commitment {
 // theirs is the counterparty's receipt when it came with the acknowledgement.
 // REQUIRES: s.lock.
 func (n *Node) commitmentFormed(ctx context.Context, s *session, pc *protocol.Commitment, theirs, theirCert []byte, acceptor bool, pre ...ledger.Record) (*commitment, error) {
-	offer, err := protocol.EncodeEnvelope(pc.Offer)
+	// Entry bodies follow docs/ledger.md: a commitment entry holds the
+	// commitment as formed (its signed offer and acceptance), a receipt
+	// entry the receipt, so an offline verifier checks their signatures.
+	body, err := protocol.EncodeCommitment(pc)
 	if err != nil {
 		return nil, err
 	}
-	acc, err := protocol.EncodeEnvelope(pc.Acceptance)
-	if err != nil {
-		return nil, err
-	}
-	body, _ := cbor.Marshal(commitmentRecord{Offer: offer, Acceptance: acc})
 	now := n.now()
 	c := &commitment{
 		id: pc.ID, c: pc, session: s.id, local: s.local, remote: s.remote,
@@ -109,8 +91,7 @@ func (n *Node) commitmentFormed(ctx context.Context, s *session, pc *protocol.Co
 			n.log.Warn("counterparty receipt refused", "commitment", c.id, "err", err)
 			theirs = nil
 		} else {
-			rb, _ := cbor.Marshal(receiptRecord{Ours: false, Receipt: theirs, KeyCert: theirCert})
-			recs = append(recs, ledger.Record{Kind: ledger.KindReceipt, Time: now, Session: s.id, Commitment: pc.ID, Body: rb})
+			recs = append(recs, ledger.Record{Kind: ledger.KindReceipt, Time: now, Session: s.id, Commitment: pc.ID, Body: theirs})
 		}
 	}
 	ents, err := n.led.Append(ctx, recs...)
@@ -208,8 +189,7 @@ func (n *Node) ensureOurReceiptLocked(ctx context.Context, c *commitment) error 
 	if err != nil {
 		return err
 	}
-	rb, _ := cbor.Marshal(receiptRecord{Ours: true, Receipt: raw, KeyCert: n.keyCert})
-	if _, err := n.led.Append(ctx, ledger.Record{Kind: ledger.KindReceipt, Time: n.now(), Session: c.session, Commitment: c.id, Body: rb}); err != nil {
+	if _, err := n.led.Append(ctx, ledger.Record{Kind: ledger.KindReceipt, Time: n.now(), Session: c.session, Commitment: c.id, Body: raw}); err != nil {
 		return err
 	}
 	c.ours = raw
@@ -274,8 +254,7 @@ func (n *Node) onReceipt(ctx context.Context, from string, raw, keyCert []byte) 
 	if c.theirs != nil {
 		return &wireResp{} // already held: a resend
 	}
-	rb, _ := cbor.Marshal(receiptRecord{Ours: false, Receipt: raw, KeyCert: keyCert})
-	rec := ledger.Record{Kind: ledger.KindReceipt, Time: n.now(), Session: c.session, Commitment: c.id, Body: rb}
+	rec := ledger.Record{Kind: ledger.KindReceipt, Time: n.now(), Session: c.session, Commitment: c.id, Body: raw}
 	if err := n.activateLocked(ctx, c, []ledger.Record{rec}); err != nil {
 		return refuseErr(err)
 	}

@@ -64,12 +64,13 @@ func (n *Node) recover(ctx context.Context) error {
 			case ledger.KindCommitment:
 				cs[e.Commitment] = &cstate{index: e.Index, state: protocol.CommitmentPending, session: e.Session}
 			case ledger.KindReceipt:
-				var r receiptRecord
-				if c := cs[e.Commitment]; c != nil && cbor.Unmarshal(e.Body, &r) == nil {
-					if r.Ours {
-						c.ours = r.Receipt
-					} else {
-						c.theirs = r.Receipt
+				if c := cs[e.Commitment]; c != nil {
+					if r, err := protocol.DecodeReceipt(e.Body); err == nil {
+						if r.Org == n.peerID {
+							c.ours = e.Body
+						} else {
+							c.theirs = e.Body
+						}
 					}
 				}
 			case ledger.KindCommitmentUpdate:
