@@ -39,9 +39,9 @@ type VerifyResult struct {
 	Root   string `json:"root,omitempty"`
 	// Checkpoints is the number of signed checkpoints checked (bundles).
 	Checkpoints int `json:"checkpoints,omitempty"`
-	// Envelopes is the number of signed protocol messages whose signatures
-	// were checked.
-	Envelopes int `json:"envelopes"`
+	// Signed is the number of entries holding signed protocol values
+	// (messages, commitments, receipts) whose signatures were checked.
+	Signed int `json:"signed"`
 	// Kinds counts entries by kind.
 	Kinds map[string]uint64 `json:"kinds,omitempty"`
 }
@@ -104,8 +104,8 @@ entry that fails and why.`,
 				fmt.Fprintf(a.stdout, "ok: %s is empty\n", what)
 				return nil
 			}
-			fmt.Fprintf(a.stdout, "ok: %s: %d entries, root %s, %d message signatures checked (org %s)\n",
-				what, res.Size, res.Root, res.Envelopes, res.Org)
+			fmt.Fprintf(a.stdout, "ok: %s: %d entries, root %s, %d signed entries checked (org %s)\n",
+				what, res.Size, res.Root, res.Signed, res.Org)
 			return nil
 		},
 	}
@@ -151,7 +151,7 @@ func verifyHome(ctx context.Context, home string) (VerifyResult, error) {
 		}
 		from = ents[len(ents)-1].Index + 1
 	}
-	res.Envelopes, res.Kinds = v.envelopes, v.kinds
+	res.Signed, res.Kinds = v.signed, v.kinds
 	return res, nil
 }
 
@@ -166,35 +166,30 @@ func verifyBundle(path, org string) (VerifyResult, error) {
 		return res, err
 	}
 	res.Org, res.Origin, res.Size, res.Root = rep.Org, rep.Origin, rep.Size, hex.EncodeToString(rep.Root[:])
-	res.Checkpoints, res.Envelopes, res.Kinds = rep.Checkpoints, v.envelopes, v.kinds
+	res.Checkpoints, res.Signed, res.Kinds = rep.Checkpoints, v.signed, v.kinds
 	return res, nil
 }
 
 // entryVerifier checks the bodies of ledger entries with
-// ledger.VerifyProtocolBody: every recorded protocol message must be a
-// well-formed envelope whose certificate and signature verify, so that a
-// changed term is caught even if a forger recomputed every hash and
-// re-signed every checkpoint.
-//
-// Only message entries are checked: the node records commitments and
-// receipts in its own wrappers, not in the protocol encodings that
-// VerifyProtocolBody expects for those kinds (docs/ledger.md). The
-// commitment's offer and acceptance are checked as message entries.
+// ledger.VerifyProtocolBody: every recorded protocol message, commitment and
+// receipt must decode and its signatures verify, so that a changed term is
+// caught even if a forger recomputed every hash and re-signed every
+// checkpoint.
 type entryVerifier struct {
-	envelopes int
-	kinds     map[string]uint64
+	signed int // entries whose signatures were checked
+	kinds  map[string]uint64
 }
 
 func newEntryVerifier() *entryVerifier { return &entryVerifier{kinds: map[string]uint64{}} }
 
 func (v *entryVerifier) verify(e ledger.Entry) error {
 	v.kinds[e.Kind.String()]++
+	if err := ledger.VerifyProtocolBody(e); err != nil {
+		return err
+	}
 	switch e.Kind {
-	case ledger.KindMessageSent, ledger.KindMessageReceived:
-		if err := ledger.VerifyProtocolBody(e); err != nil {
-			return err
-		}
-		v.envelopes++
+	case ledger.KindMessageSent, ledger.KindMessageReceived, ledger.KindCommitment, ledger.KindReceipt:
+		v.signed++
 	}
 	return nil
 }

@@ -82,7 +82,7 @@ func writeLedger(t *testing.T, forge bool) (home string, forged uint64) {
 func TestAuditVerify(t *testing.T) {
 	home, _ := writeLedger(t, false)
 	code, stdout, stderr := run(t, "audit", "verify", "--home", home)
-	if code != ExitOK || !strings.Contains(stdout, "6 message signatures checked") {
+	if code != ExitOK || !strings.Contains(stdout, "6 signed entries checked") {
 		t.Fatalf("verify --home: exit %d: %s%s", code, stdout, stderr)
 	}
 	bundle := filepath.Join(t.TempDir(), "b.bundle")

@@ -172,7 +172,7 @@ func (a *app) runDemo(ctx context.Context, net *procnet.Net) error {
 		if err := json.Unmarshal(out, &res); err != nil {
 			return fmt.Errorf("asp audit verify --home %s: %v", nd.Home, err)
 		}
-		fmt.Fprintf(w, "  %s  ok  %d entries, %d message signatures checked, root %s\n", nd.Name, res.Size, res.Envelopes, res.Root)
+		fmt.Fprintf(w, "  %s  ok  %d entries, %d signed messages, commitments and receipts checked, root %s\n", nd.Name, res.Size, res.Signed, res.Root)
 	}
 	return nil
 }
