@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -278,5 +279,51 @@ func TestConsentAsk(t *testing.T) {
 	s2, _ := a.Session(ctx, api.Principal{Agent: ra.AgentID}, s.SessionID)
 	if s2.State != "INTRODUCED" {
 		t.Fatalf("initiator sees %s", s2.State)
+	}
+}
+
+// A move made while the counterparty's node is down is recorded, refused to
+// the agent as not yet acknowledged, and delivered when the node is back.
+func TestResendAfterCounterpartyRestart(t *testing.T) {
+	p := newPair(t)
+	ctx := context.Background()
+	s, err := p.buyerNode.OpenSession(ctx, p.buyer, api.OpenSessionRequest{To: p.vendor})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vhome := p.vendorNode.cfg.Home
+	if err := p.vendorNode.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.buyerNode.SendMessage(ctx, p.buyer, s.SessionID, api.SendMessageRequest{Performative: "PROPOSE", Terms: terms("2.40")})
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.Code != api.CodeTimeout {
+		t.Fatalf("PROPOSE to a stopped node: %v, want a timeout error", err)
+	}
+	// The move is durable on the buyer's side and blocks the next one.
+	if _, err := p.buyerNode.SendMessage(ctx, p.buyer, s.SessionID, api.SendMessageRequest{Performative: "QUERY", Body: json.RawMessage(`{"question":"still there?"}`)}); err == nil {
+		t.Fatal("a second move went through while the first was pending")
+	}
+	var addrs []string
+	for _, a := range p.buyerNode.host.Addrs() {
+		addrs = append(addrs, a.String()+"/p2p/"+p.buyerNode.peerID)
+	}
+	v2 := startNode(t, vhome, addrs...)
+	defer v2.Close()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		vs, err := v2.Session(ctx, api.Principal{Agent: p.vendor}, s.SessionID)
+		bs, _ := p.buyerNode.Session(ctx, api.Principal{Agent: p.buyer}, s.SessionID)
+		if err == nil && vs.State == "AGREEING" && bs.State == "AGREEING" && len(vs.Messages) == 3 && len(bs.Messages) == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after restart: vendor %+v (%v), buyer state %s", vs.State, err, bs.State)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The vendor can answer, and the deal closes.
+	if _, err := v2.SendMessage(ctx, p.vendor, s.SessionID, api.SendMessageRequest{Performative: "ACCEPT"}); err != nil {
+		t.Fatal(err)
 	}
 }
