@@ -19,6 +19,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/aspnode/asp/node"
 )
 
 // Exit statuses.
@@ -92,6 +94,7 @@ An organization runs one node; its agents talk to it over a local HTTP API,
 and nodes talk to each other over libp2p.
 
 Start with:  asp testnet --nodes 3 --dir /tmp/asp-testnet --demo`,
+		Version:       node.Version,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		Args:          cobra.ArbitraryArgs,
