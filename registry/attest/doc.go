@@ -66,12 +66,17 @@
 //
 //	params, thresholds := attest.PeerScoreParams()
 //	h, _ := p2p.New(ctx, cfg, p2p.WithPeerScore(params, thresholds))
-//	svc, _ := attest.New(attest.Config{Registerer: reg, AppScore: scoreOfPeer})
+//	svc, _ := attest.New(attest.Config{
+//		Registerer: reg,
+//		// A peer id is its organisation's id: weigh it as the trust model does.
+//		AppScore: func(p peer.ID) float64 { return 10 * snapshot().OrgWeight(p.String()) },
+//	})
 //	_ = svc.Join(ctx, h.PubSub())
 //	_ = h.SetAppSpecificScore(svc.AppScore)
 //	ch, cancel := svc.Subscribe()
 //	defer cancel()
-//	for d := range ch {
-//		// d.Attestation is verified; d.Commitment holds the terms.
+//	for d := range ch { // verified, once each
+//		e, _ := d.Evidence()
+//		_ = model.Add(e) // and record d.Attestation.Encode() in the ledger
 //	}
 package attest
