@@ -68,7 +68,11 @@ func BenchmarkNetwork(b *testing.B) {
 	setup := time.Now()
 	// A long CacheTTL so that the cached figures measure hits even when
 	// warming every node's cache takes a while on a loaded machine.
-	nodes := newTestNet(b, n, netOptions{configure: func(c *Config) { c.CacheTTL = time.Hour }})
+	// The production deadlines: a partial answer counts as wrong.
+	nodes := newTestNet(b, n, netOptions{configure: func(c *Config) {
+		c.CacheTTL = time.Hour
+		c.DiscoverTimeout, c.FetchTimeout = DefaultDiscoverTimeout, DefaultFetchTimeout
+	}})
 	b.Logf("network of %d nodes up in %s", n, time.Since(setup).Round(time.Millisecond))
 
 	cats := []string{"compute", "storage", "legal", "logistics", "energy"}

@@ -101,7 +101,10 @@ func newTestNode(tb testing.TB, o netOptions) *testNode {
 	}
 	v := NewValidator(m, now)
 	d := newDHT(tb, h, v)
-	cfg := Config{Host: h, Routing: d, Key: key, Validator: v, Clock: now, Logger: quietLog}
+	// Tests check answers, not latency: generous deadlines keep a loaded
+	// machine (or -race) from cutting answers short.
+	cfg := Config{Host: h, Routing: d, Key: key, Validator: v, Clock: now, Logger: quietLog,
+		DiscoverTimeout: 30 * time.Second, FetchTimeout: 20 * time.Second}
 	if o.configure != nil {
 		o.configure(&cfg)
 	}
