@@ -339,8 +339,10 @@ type VerifyOptions struct {
 	// bundles of logs without key certificates.
 	Keys []string
 
-	// VerifyEntry, if set, is called for every entry after its hash chain
-	// link is checked; an error fails the bundle naming that entry. The node
+	// VerifyEntry, if set, is called for every entry; an error fails the
+	// bundle naming that entry (unless an earlier entry fails first). It is
+	// called from several goroutines at once and in no particular order, so
+	// it must be safe for concurrent use. The node
 	// supplies one that checks the signatures of protocol envelopes inside
 	// entries, so that a changed term is caught even when the forger could
 	// recompute every hash and re-sign every checkpoint. The entry's Body is
@@ -663,67 +665,125 @@ func verifyMembers(ms members, opts VerifyOptions) (*BundleReport, error) {
 		return nil, bad(whatAt[0], 0, "root of the empty tree is wrong")
 	}
 
-	// Entries.
+	// Entries, scanned in parallel (scan.go) and checked in order.
 	sc := newScanner()
 	var (
-		name  string
-		r     io.Reader
-		size  int64
-		files int
-		buf   = make([]byte, 0, 4096)
-		lenb  [4]byte
-		// lastAt is the last size at which a root was checked.
-		lastAt uint64
+		name   string
+		r      io.Reader
+		size   int64
+		files  int
+		lastAt uint64 // the last size at which a root was checked
+		wantAt []uint64
+		wi     int // wantAt[wi] is the next wanted size above sc.n
 	)
-	for {
-		name, r, size, err = ms.next()
-		if err != nil {
-			return nil, &VerifyError{What: "archive", Reason: "reading entries", Err: err}
+	for s := range want {
+		wantAt = append(wantAt, s)
+	}
+	slices.Sort(wantAt)
+	produce := func(emit func(*scanBatch) bool) error {
+		var next uint64
+		var lenb [4]byte
+		b := &scanBatch{}
+		flush := func(stop error) bool {
+			b.stop = stop
+			ok := emit(b)
+			b = &scanBatch{first: next, buf: make([]byte, 0, len(b.buf))}
+			return ok && stop == nil
 		}
-		if !strings.HasPrefix(name, memberEntries) {
-			break
-		}
-		files++
-		first, perr := strconv.ParseUint(strings.TrimPrefix(name, memberEntries), 10, 64)
-		if perr != nil || name != fmt.Sprintf("%s%020d", memberEntries, first) || first != sc.n {
-			return nil, bad("archive", 0, "entries file %q out of place (next entry is %d)", name, sc.n)
-		}
-		lr := io.LimitReader(r, size)
-		for size > 0 {
-			if _, err := io.ReadFull(lr, lenb[:]); err != nil {
-				return nil, bad("entry", sc.n, "truncated length")
-			}
-			n := binary.BigEndian.Uint32(lenb[:])
-			size -= 4
-			if int64(n) > size || n > maxEntryLen {
-				return nil, bad("entry", sc.n, "length %d exceeds the file", n)
-			}
-			if cap(buf) < int(n) {
-				buf = make([]byte, n)
-			}
-			buf = buf[:n]
-			if _, err := io.ReadFull(lr, buf); err != nil {
-				return nil, bad("entry", sc.n, "truncated")
-			}
-			size -= int64(n)
-			if sc.n >= m.Size {
-				return nil, bad("entry", sc.n, "beyond the bundle's size %d", m.Size)
-			}
-			e, err := sc.add(buf)
+		for {
+			var err error
+			name, r, size, err = ms.next()
 			if err != nil {
-				return nil, err
+				flush(&VerifyError{What: "archive", Reason: "reading entries", Err: err})
+				return nil
 			}
-			rep.Kinds[e.Kind]++
-			if opts.VerifyEntry != nil {
-				if err := opts.VerifyEntry(e); err != nil {
-					return nil, &VerifyError{What: "entry", Index: e.Index, Reason: "body does not verify", Err: err}
+			if !strings.HasPrefix(name, memberEntries) {
+				break
+			}
+			files++
+			first, perr := strconv.ParseUint(strings.TrimPrefix(name, memberEntries), 10, 64)
+			if perr != nil || name != fmt.Sprintf("%s%020d", memberEntries, first) || first != next {
+				flush(bad("archive", 0, "entries file %q out of place (next entry is %d)", name, next))
+				return nil
+			}
+			lr := io.LimitReader(r, size)
+			for size > 0 {
+				if _, err := io.ReadFull(lr, lenb[:]); err != nil {
+					flush(bad("entry", next, "truncated length"))
+					return nil
 				}
+				n := binary.BigEndian.Uint32(lenb[:])
+				size -= 4
+				if int64(n) > size || n > maxEntryLen {
+					flush(bad("entry", next, "length %d exceeds the file", n))
+					return nil
+				}
+				if next >= m.Size {
+					flush(bad("entry", next, "beyond the bundle's size %d", m.Size))
+					return nil
+				}
+				l := len(b.buf)
+				b.buf = slices.Grow(b.buf, int(n))[:l+int(n)]
+				if _, err := io.ReadFull(lr, b.buf[l:]); err != nil {
+					flush(bad("entry", next, "truncated"))
+					return nil
+				}
+				size -= int64(n)
+				b.ends = append(b.ends, len(b.buf))
+				next++
+				if k := len(b.ends); k == scanBatchEntries ||
+					(len(b.buf) >= scanBatchBytes && (next%tileWidth == 0 || len(b.buf) >= 4*scanBatchBytes)) {
+					if !flush(nil) {
+						return nil
+					}
+				}
+			}
+		}
+		flush(nil)
+		return nil
+	}
+	consume := func(b *scanBatch) error {
+		for j := 0; j < b.len(); j++ {
+			if j == b.errAt {
+				return sc.malformed(b.err)
+			}
+			e := &b.ents[j]
+			// A group of 256 goes into the tree whole when no root is
+			// wanted inside it.
+			whole := false
+			if k := b.group(j); k >= 0 {
+				for wi < len(wantAt) && wantAt[wi] <= sc.n {
+					wi++
+				}
+				whole = wi == len(wantAt) || wantAt[wi] >= sc.n+tileWidth
+				if whole {
+					if err := sc.addGroup(b.ents[j:j+tileWidth], b.leaves[j:j+tileWidth], b.roots[k], j, b.hookAt, b.hookErr); err != nil {
+						return err
+					}
+					for _, x := range b.ents[j : j+tileWidth] {
+						rep.Kinds[x.Kind]++
+					}
+					j += tileWidth - 1
+				}
+			}
+			if !whole {
+				if err := sc.add(e, b.leaves[j]); err != nil {
+					return err
+				}
+				if j == b.hookAt {
+					return &VerifyError{What: "entry", Index: e.Index, Reason: "body does not verify", Err: b.hookErr}
+				}
+				rep.Kinds[e.Kind]++
 			}
 			if root, ok := want[sc.n]; ok {
 				sc.checkRoot(root, whatAt[sc.n], lastAt)
 				lastAt = sc.n
 			}
 		}
+		return b.stop
+	}
+	if err := runScan(scanOpts{hook: opts.VerifyEntry}, produce, consume); err != nil {
+		return nil, err
 	}
 	if err := sc.finish(); err != nil {
 		return nil, err
@@ -841,31 +901,65 @@ func (s *scanner) linkError(next *Entry) error {
 	return &VerifyError{What: "entry", Index: i, Reason: fmt.Sprintf("prev hash does not match entry %d", int64(i)-1)}
 }
 
-// add checks the next entry. The returned Entry aliases b.
-func (s *scanner) add(b []byte) (Entry, error) {
-	e, err := DecodeEntry(b)
-	if err != nil || e.Index != s.n {
+// malformed reports an entry that does not decode.
+func (s *scanner) malformed(err error) error {
+	if s.linkBroken {
+		return s.linkError(nil)
+	}
+	return &VerifyError{What: "entry", Index: s.n, Reason: "malformed", Err: err}
+}
+
+// add checks the next entry, decoded, with its leaf hash.
+func (s *scanner) add(e *Entry, h [32]byte) error {
+	if e.Index != s.n {
 		if s.linkBroken {
-			return e, s.linkError(nil)
+			return s.linkError(nil)
 		}
-		if err != nil {
-			return e, &VerifyError{What: "entry", Index: s.n, Reason: "malformed", Err: err}
-		}
-		return e, &VerifyError{What: "entry", Index: s.n, Reason: fmt.Sprintf("holds index %d: entries are missing, added or out of order", e.Index)}
+		return &VerifyError{What: "entry", Index: s.n, Reason: fmt.Sprintf("holds index %d: entries are missing, added or out of order", e.Index)}
 	}
 	if s.linkBroken {
-		return e, s.linkError(&e)
+		return s.linkError(e)
 	}
 	if e.PrevHash != s.prev {
 		s.linkBroken, s.rootErr = true, nil
 	} else if s.rootErr != nil {
-		return e, s.rootErr
+		return s.rootErr
 	}
-	h := LeafHash(b)
-	s.rng.Append(h[:], nil)
+	s.rng.Append(bytes.Clone(h[:]), nil)
 	s.prev = h
 	s.n++
-	return e, nil
+	return nil
+}
+
+// addGroup checks 256 entries starting at a multiple of 256 and adds them
+// to the tree by their root. hookAt is the batch position of the first entry
+// the hook rejected, j that of the group's first entry.
+func (s *scanner) addGroup(es []Entry, leaves [][32]byte, root [32]byte, j, hookAt int, hookErr error) error {
+	start := s.n
+	for k := range es {
+		e := &es[k]
+		if e.Index != s.n {
+			if s.linkBroken {
+				return s.linkError(nil)
+			}
+			return &VerifyError{What: "entry", Index: s.n, Reason: fmt.Sprintf("holds index %d: entries are missing, added or out of order", e.Index)}
+		}
+		if s.linkBroken {
+			return s.linkError(e)
+		}
+		if e.PrevHash != s.prev {
+			s.linkBroken, s.rootErr = true, nil
+		} else if s.rootErr != nil {
+			return s.rootErr
+		}
+		if j+k == hookAt {
+			return &VerifyError{What: "entry", Index: e.Index, Reason: "body does not verify", Err: hookErr}
+		}
+		s.prev = leaves[k]
+		s.n++
+	}
+	other, _ := rangeFactory.NewRange(start, start+tileWidth, [][]byte{bytes.Clone(root[:])})
+	return s.rng.AppendRange(other, nil)
 }
 
 // checkRoot compares the root of the entries so far with want; a mismatch

@@ -143,7 +143,8 @@ type checker struct {
 	tileErr error
 }
 
-// entries scans the entries in index order.
+// entries scans the entries in index order (see scan.go): the decoding,
+// leaf hashes and full tiles are computed in parallel, the rest in order.
 func (c *checker) entries(ctx context.Context) error {
 	it, err := c.r.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixEntry}, UpperBound: []byte{prefixEntry + 1}})
 	if err != nil {
@@ -151,105 +152,192 @@ func (c *checker) entries(ctx context.Context) error {
 	}
 	defer it.Close()
 
-	var (
-		prev   [32]byte
-		leaf   = make([]byte, 32)
-		tile   []byte // stored level-0 tile covering i, if full
-		key    []byte
-		i      uint64
-		badCP  uint64 // a checkpoint size whose root did not match
-		emitFn = func(t fullTile) { c.checkTile(t) }
-	)
-	for ok := it.First(); ok; ok, i = it.Next(), i+1 {
-		if i&0xffff == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-		}
-		k := it.Key()
-		if len(k) != 9 {
-			return corrupt("entry", "entry key %x is malformed", k)
-		}
-		if ki := binary.BigEndian.Uint64(k[1:]); ki != i {
-			if i >= c.size {
-				return corruptEntry(ki, "stored beyond the tree size %d", c.size)
-			}
-			return corruptEntry(i, "missing")
-		}
-		if i >= c.size {
-			return corruptEntry(i, "stored beyond the tree size %d", c.size)
-		}
-		b := it.Value()
-		e, err := DecodeEntry(b)
-		if err != nil {
-			return corruptEntry(i, "%v", err)
-		}
-		if e.Index != i {
-			return corruptEntry(i, "holds index %d", e.Index)
-		}
-		h := LeafHash(b)
-
-		// The leaf against the stored tile, when entry i is in a full tile.
-		if i%tileWidth == 0 {
-			tile = nil
-			if i+tileWidth <= c.size {
-				t, err := getFrom(c.r, tileKey(0, i/tileWidth))
-				if err != nil {
-					return corrupt("tile", "tile 0/%d: %v", i/tileWidth, err)
-				}
-				if err := checkTile(t); err != nil {
-					return corrupt("tile", "tile 0/%d: %v", i/tileWidth, err)
-				}
-				tile = t
-			}
-		}
-		if tile != nil {
-			o := (i % tileWidth) * 32
-			if !bytes.Equal(tile[o:o+32], h[:]) {
-				return corruptEntry(i, "hash differs from the stored Merkle tree (changed entry)")
-			}
-		}
-
-		// The chain link from entry i-1.
-		if e.PrevHash != prev {
-			return c.brokenLink(i, prev, h, tile != nil)
-		}
-
-		if badCP != 0 {
-			return &CorruptionError{What: "checkpoint", Index: badCP, Reason: "root does not match the entries"}
-		}
-
-		// Index keys implied by the entry.
-		key = appendKindIndexKey(key[:0], e.Kind, i)
-		c.addIndexKey(key)
-		if e.Session != "" {
-			c.addIndexKey(appendIDIndexKey(key[:0], idxSession, e.Session, i))
-		}
-		if e.Commitment != "" {
-			c.addIndexKey(appendIDIndexKey(key[:0], idxCommitment, e.Commitment, i))
-		}
-
-		leaf = append(leaf[:0:0], h[:]...)
-		c.st.appendLeaf(leaf, emitFn)
-		if c.tileErr != nil {
-			return c.tileErr
-		}
-		prev = h
-		if root, ok := c.cps[i+1]; ok {
-			c.st.finish()
-			if c.st.root != root {
-				// Reported once the next link (or the tip) has vouched
-				// for entry i, so that a changed entry is named first.
-				badCP = i + 1
-			}
-		}
+	// Sizes at which the root must be computed: no whole-tile shortcut
+	// across them.
+	var cpSizes []uint64
+	for s := range c.cps {
+		cpSizes = append(cpSizes, s)
 	}
-	if err := it.Error(); err != nil {
+	slices.Sort(cpSizes)
+
+	// The stored level-0 tiles, read in order alongside the entries and
+	// handed to the workers with each batch.
+	tit, err := c.r.NewIter(&pebble.IterOptions{LowerBound: tileKey(0, 0), UpperBound: tileKey(1, 0)})
+	if err != nil {
 		return err
 	}
-	if i < c.size {
-		return corruptEntry(i, "missing (the log ends early: truncated tail)")
+	defer tit.Close()
+	tok := tit.First()
+	storedTile := func(n uint64) []byte {
+		for tok && binary.BigEndian.Uint64(tit.Key()[2:]) < n {
+			tok = tit.Next()
+		}
+		if tok && binary.BigEndian.Uint64(tit.Key()[2:]) == n {
+			return bytes.Clone(tit.Value())
+		}
+		return nil
 	}
+	produce := func(emit func(*scanBatch) bool) error {
+		var next uint64
+		b := &scanBatch{first: 0}
+		emit0 := emit
+		emit = func(b *scanBatch) bool {
+			// Attach the stored tiles of the batch's whole groups.
+			for g := (b.first + tileWidth - 1) / tileWidth; (g+1)*tileWidth <= b.first+uint64(b.len()); g++ {
+				b.stored = append(b.stored, storedTile(g))
+			}
+			return emit0(b)
+		}
+		for ok := it.First(); ok; ok = it.Next() {
+			if next&0xffff == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			k := it.Key()
+			var stop error
+			switch {
+			case len(k) != 9:
+				stop = corrupt("entry", "entry key %x is malformed", k)
+			case binary.BigEndian.Uint64(k[1:]) != next && next < c.size:
+				stop = corruptEntry(next, "missing")
+			case next >= c.size:
+				stop = corruptEntry(binary.BigEndian.Uint64(k[1:]), "stored beyond the tree size %d", c.size)
+			}
+			if stop != nil {
+				b.stop = stop
+				emit(b)
+				return nil
+			}
+			b.buf = append(b.buf, it.Value()...)
+			b.ends = append(b.ends, len(b.buf))
+			next++
+			if n := len(b.ends); n == scanBatchEntries ||
+				(len(b.buf) >= scanBatchBytes && (next%tileWidth == 0 || len(b.buf) >= 4*scanBatchBytes)) {
+				if !emit(b) {
+					return nil
+				}
+				b = &scanBatch{first: next, buf: make([]byte, 0, len(b.buf))}
+			}
+		}
+		if err := it.Error(); err != nil {
+			return err
+		}
+		if next < c.size {
+			b.stop = corruptEntry(next, "missing (the log ends early: truncated tail)")
+		}
+		emit(b)
+		return nil
+	}
+
+	var (
+		prev   [32]byte
+		key    []byte
+		badCP  uint64 // a checkpoint size whose root did not match
+		cpNext int    // index into cpSizes of the next size to reach
+		emitFn = func(t fullTile) { c.checkTile(t) }
+		stored []byte // the stored level-0 tile of the current group, if full
+		group  = -1   // index into b.tiles of the current group, if computed
+	)
+	consume := func(b *scanBatch) error {
+		for j := 0; j < b.len(); j++ {
+			i := b.first + uint64(j)
+			if j == b.errAt {
+				return corruptEntry(i, "%v", b.err)
+			}
+			e := &b.ents[j]
+			if e.Index != i {
+				return corruptEntry(i, "holds index %d", e.Index)
+			}
+			h := b.leaves[j]
+
+			// At a group start: the stored tile, and whether the group
+			// can go into the tree whole.
+			if i%tileWidth == 0 {
+				stored, group = nil, -1
+				if i+tileWidth <= c.size {
+					if k := b.group(j); k >= 0 {
+						stored = b.stored[k]
+						for cpNext < len(cpSizes) && cpSizes[cpNext] <= i {
+							cpNext++
+						}
+						if cpNext == len(cpSizes) || cpSizes[cpNext] >= i+tileWidth {
+							group = k
+						}
+					} else {
+						stored, _ = getFrom(c.r, tileKey(0, i/tileWidth))
+					}
+					if stored == nil {
+						return corrupt("tile", "tile 0/%d is missing", i/tileWidth)
+					}
+				}
+			}
+			if stored != nil {
+				o := (i % tileWidth) * 32
+				if len(stored) != tileBytes {
+					return corrupt("tile", "tile 0/%d: %d bytes", i/tileWidth, len(stored))
+				}
+				if !bytes.Equal(stored[o:o+32], h[:]) {
+					if err := checkTile(stored); err != nil {
+						return corrupt("tile", "tile 0/%d: %v", i/tileWidth, err)
+					}
+					return corruptEntry(i, "hash differs from the stored Merkle tree (changed entry)")
+				}
+			}
+
+			// The chain link from entry i-1.
+			if e.PrevHash != prev {
+				return c.brokenLink(i, prev, h, stored != nil)
+			}
+			if badCP != 0 {
+				return &CorruptionError{What: "checkpoint", Index: badCP, Reason: "root does not match the entries"}
+			}
+
+			// Index keys implied by the entry.
+			key = appendKindIndexKey(key[:0], e.Kind, i)
+			c.addIndexKey(key)
+			if e.Session != "" {
+				c.addIndexKey(appendIDIndexKey(key[:0], idxSession, e.Session, i))
+			}
+			if e.Commitment != "" {
+				c.addIndexKey(appendIDIndexKey(key[:0], idxCommitment, e.Commitment, i))
+			}
+			prev = h
+
+			// The tree: a whole group at its last entry, else leaf by leaf.
+			if group >= 0 {
+				if i%tileWidth == tileWidth-1 {
+					if !bytes.Equal(stored, b.tiles[group]) {
+						return corrupt("tile", "tile 0/%d: interior nodes differ from the entries'", i/tileWidth)
+					}
+					c.tileN++ // compared above
+					c.st.appendTile(b.tiles[group], b.roots[group][:], func(t fullTile) {
+						if t.level > 0 {
+							c.checkTile(t)
+						}
+					})
+				}
+			} else {
+				c.st.appendLeaf(bytes.Clone(h[:]), emitFn)
+			}
+			if c.tileErr != nil {
+				return c.tileErr
+			}
+			if root, ok := c.cps[i+1]; ok {
+				c.st.finish()
+				if c.st.root != root {
+					// Reported once the next link (or the tip) has vouched
+					// for entry i, so that a changed entry is named first.
+					badCP = i + 1
+				}
+			}
+		}
+		return b.stop
+	}
+	if err := runScan(scanOpts{}, produce, consume); err != nil {
+		return err
+	}
+
 	c.st.finish()
 	if c.size > 0 && c.st.tip != c.head.tip {
 		return corruptEntry(c.size-1, "hash differs from the one recorded in the tree head (changed entry)")
@@ -268,9 +356,6 @@ func (c *checker) entries(ctx context.Context) error {
 		if !bytes.Equal(hs[j], want[j]) {
 			return corrupt("tree", "tree head compact range differs from the entries'")
 		}
-	}
-	if root, ok := c.cps[0]; ok && root != emptyRoot {
-		return &CorruptionError{What: "checkpoint", Index: 0, Reason: "root is not the empty tree's"}
 	}
 	return nil
 }

@@ -12,13 +12,14 @@ import (
 )
 
 // buildCheckLedger writes 600 entries (two full tiles and an edge of 88)
-// with checkpoints at 100, 300 and 600, and returns its file system.
+// with checkpoints at 100, 512 and 600, and returns its file system. Tile 1
+// is checked as a whole group, tile 0 leaf by leaf (a checkpoint inside).
 func buildCheckLedger(t *testing.T) vfs.FS {
 	t.Helper()
 	fs := vfs.NewMem()
 	l := openTest(t, fs, "db")
 	ctx := context.Background()
-	for _, upto := range []int{100, 300, 600} {
+	for _, upto := range []int{100, 512, 600} {
 		var recs []Record
 		for i := int(l.Size()); i < upto; i++ {
 			recs = append(recs, rec(i))
@@ -57,6 +58,8 @@ func TestCheckNamesFirstBadEntry(t *testing.T) {
 		index  uint64
 	}{
 		{"flip body in full tile", func(t *testing.T, db *pebble.DB) { flipEntryByte(t, db, 100, bodyOff) }, "entry", 100},
+		{"flip body in whole group", func(t *testing.T, db *pebble.DB) { flipEntryByte(t, db, 400, bodyOff) }, "entry", 400},
+		{"flip last of whole group", func(t *testing.T, db *pebble.DB) { flipEntryByte(t, db, 511, bodyOff) }, "entry", 511},
 		{"flip body in edge", func(t *testing.T, db *pebble.DB) { flipEntryByte(t, db, 550, bodyOff) }, "entry", 550},
 		{"flip last entry", func(t *testing.T, db *pebble.DB) { flipEntryByte(t, db, 599, bodyOff) }, "entry", 599},
 		{"flip first entry", func(t *testing.T, db *pebble.DB) { flipEntryByte(t, db, 0, bodyOff) }, "entry", 0},
@@ -94,9 +97,9 @@ func TestCheckNamesFirstBadEntry(t *testing.T) {
 			}
 		}, "entry", 400},
 		{"checkpoint root differs", func(t *testing.T, db *pebble.DB) {
-			b := tlog.Checkpoint{Origin: testOrigin(), Size: 300, Hash: bytes.Repeat([]byte{1}, 32)}.Marshal()
-			mustSet(t, db, checkpointKey(300), append([]byte{cpIntent}, b...))
-		}, "checkpoint", 300},
+			b := tlog.Checkpoint{Origin: testOrigin(), Size: 512, Hash: bytes.Repeat([]byte{1}, 32)}.Marshal()
+			mustSet(t, db, checkpointKey(512), append([]byte{cpIntent}, b...))
+		}, "checkpoint", 512},
 		{"checkpoint signature", func(t *testing.T, db *pebble.DB) {
 			v := mustGet(t, db, checkpointKey(100))
 			v[len(v)-5] ^= 1

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"time"
 
 	"github.com/aspnode/asp/ledger/internal/invariants"
@@ -61,138 +62,202 @@ func (l *Ledger) Append(ctx context.Context, recs ...Record) ([]Entry, error) {
 	return r.out, nil
 }
 
-// run is the committer: it gathers waiting requests into one batch, commits
-// it with a single sync, publishes the new tree state and releases the
-// waiters. It is the only writer of entries, tiles and the tree head.
+// pending is a batch being built by the preparer or committed by the
+// syncer: the records of reqs, written into b on top of the tree state that
+// the previous pending batch leaves (st is the state after this one).
+type pending struct {
+	b    *pebble.Batch
+	st   *treeState
+	reqs []*request
+	n    int // records
+	now  time.Time
+	hsh  hash.Hash
+}
+
+// run is the group commit, in two stages so that the disk is never idle
+// while work waits:
+//
+//   - the preparer (this goroutine) takes requests off the queue and writes
+//     them at once into the open batch: entries, index keys, completed tiles,
+//     on top of the state the previous batch leaves;
+//   - the syncer commits one batch at a time with pebble.Sync, then
+//     publishes its tree state and releases its waiters.
+//
+// The open batch is handed to the syncer as soon as the syncer is free, so
+// each sync carries everything that arrived during the previous one. The
+// two goroutines are the only writers of entries, tiles and the tree head.
 func (l *Ledger) run() {
-	defer close(l.done)
-	b := l.db.NewBatch()
-	defer func() { b.Close() }()
-	var reqs []*request
-	for {
-		reqs = reqs[:0]
+	toSync := make(chan *pending)
+	free := make(chan *pebble.Batch, 2)
+	synced := make(chan struct{})
+	go l.syncer(toSync, free, synced)
+	defer func() {
+		close(toSync)
+		<-synced
+		close(l.done)
+	}()
+
+	work := l.state()
+	var open *pending
+	newPending := func() *pending {
+		p := &pending{st: work.clone(), now: l.now(), hsh: sha256.New()}
 		select {
-		case <-l.closing:
-			return
+		case p.b = <-free:
 		default:
+			p.b = l.db.NewBatch()
 		}
-		select {
-		case r := <-l.queue:
-			reqs = append(reqs, r)
-		case <-l.closing:
+		return p
+	}
+	add := func(r *request) {
+		if err := l.failure(); err != nil {
+			r.err = err
+			close(r.done)
 			return
 		}
-		n := len(reqs[0].recs)
-	gather:
-		for n < l.opts.MaxBatch {
+		if open == nil {
+			open = newPending()
+		}
+		open.add(r)
+		work = open.st
+	}
+	for {
+		if open == nil {
+			// Idle: wait for a request.
+			select {
+			case <-l.closing:
+				return
+			default:
+			}
 			select {
 			case r := <-l.queue:
-				reqs = append(reqs, r)
-				n += len(r.recs)
-			default:
-				break gather
+				add(r)
+			case <-l.closing:
+				return
 			}
+			continue
 		}
-		b = l.commitBatch(b, reqs, n)
-		for _, r := range reqs {
-			close(r.done)
+		queue := l.queue
+		if open.n >= l.opts.MaxBatch {
+			queue = nil // full: only hand it over
 		}
-		clear(reqs)
+		select {
+		case r := <-queue:
+			add(r)
+		case toSync <- open:
+			open = nil
+		case <-l.closing:
+			// Commit what was accepted, then stop.
+			toSync <- open
+			return
+		}
 	}
 }
 
-// commitBatch writes the records of reqs (n in all) in one synced batch and
-// sets each request's outcome. It returns the batch to use next time.
-func (l *Ledger) commitBatch(b *pebble.Batch, reqs []*request, n int) *pebble.Batch {
+// failure returns the sticky error that stops writes, if any.
+func (l *Ledger) failure() error {
 	l.mu.RLock()
-	cur, failed := l.mu.state, l.mu.failed
-	l.mu.RUnlock()
-	if failed == nil && l.broken != nil {
-		failed = l.broken
+	defer l.mu.RUnlock()
+	if l.mu.failed != nil {
+		return l.mu.failed
 	}
-	if failed != nil {
-		for _, r := range reqs {
-			r.err = failed
+	return l.broken
+}
+
+// add writes the records of r into the batch.
+func (p *pending) add(r *request) {
+	st, b := p.st, p.b
+	var key [4 + 2*MaxIDLen + 16]byte
+	zero := []byte{0}
+	emit := func(t fullTile) { b.Set(tileKey(t.level, t.index), t.data, nil) }
+	r.out = make([]Entry, len(r.recs))
+	for i := range r.recs {
+		rec := &r.recs[i]
+		t := rec.Time
+		if t.IsZero() {
+			t = p.now
 		}
-		return b
-	}
-
-	st := cur.clone()
-	now := l.now()
-	var (
-		key   = make([]byte, 0, 4+2*MaxIDLen+16)
-		hsh   = sha256.New()
-		zero  = []byte{0}
-		emitT = func(t fullTile) { b.Set(tileKey(t.level, t.index), t.data, nil) }
-	)
-	for _, r := range reqs {
-		r.out = make([]Entry, len(r.recs))
-		for i := range r.recs {
-			rec := &r.recs[i]
-			t := rec.Time
-			if t.IsZero() {
-				t = now
-			}
-			e := Entry{
-				Index:      st.size,
-				PrevHash:   st.tip,
-				Time:       time.Unix(0, t.UnixNano()).UTC(),
-				Kind:       rec.Kind,
-				Session:    rec.Session,
-				Commitment: rec.Commitment,
-				Body:       rec.Body,
-			}
-			key = appendEntryKey(key[:0], e.Index)
-			op := b.SetDeferred(len(key), e.encodedLen())
-			copy(op.Key, key)
-			e.appendEncoding(op.Value[:0])
-			hsh.Reset()
-			hsh.Write(zero)
-			hsh.Write(op.Value)
-			h := hsh.Sum(make([]byte, 0, 32))
-			op.Finish()
-
-			b.Set(appendKindIndexKey(key[:0], e.Kind, e.Index), nil, nil)
-			if e.Session != "" {
-				b.Set(appendIDIndexKey(key[:0], idxSession, e.Session, e.Index), nil, nil)
-			}
-			if e.Commitment != "" {
-				b.Set(appendIDIndexKey(key[:0], idxCommitment, e.Commitment, e.Index), nil, nil)
-			}
-			st.appendLeaf(h, emitT)
-			r.out[i] = e
+		e := Entry{
+			Index:      st.size,
+			PrevHash:   st.tip,
+			Time:       time.Unix(0, t.UnixNano()).UTC(),
+			Kind:       rec.Kind,
+			Session:    rec.Session,
+			Commitment: rec.Commitment,
+			Body:       rec.Body,
 		}
-	}
-	st.finish()
-	b.Set(keyTree, st.marshal(), nil)
+		k := appendEntryKey(key[:0], e.Index)
+		op := b.SetDeferred(len(k), e.encodedLen())
+		copy(op.Key, k)
+		e.appendEncoding(op.Value[:0])
+		p.hsh.Reset()
+		p.hsh.Write(zero)
+		p.hsh.Write(op.Value)
+		h := p.hsh.Sum(make([]byte, 0, 32))
+		op.Finish()
 
-	if l.testHookBeforeCommit != nil {
-		l.testHookBeforeCommit(n)
+		b.Set(appendKindIndexKey(key[:0], e.Kind, e.Index), nil, nil)
+		if e.Session != "" {
+			b.Set(appendIDIndexKey(key[:0], idxSession, e.Session, e.Index), nil, nil)
+		}
+		if e.Commitment != "" {
+			b.Set(appendIDIndexKey(key[:0], idxCommitment, e.Commitment, e.Index), nil, nil)
+		}
+		st.appendLeaf(h, emit)
+		r.out[i] = e
 	}
-	err := commitSync(b)
-	if err != nil {
-		l.log.Error("ledger commit failed; no more appends until reopened", "err", err)
+	p.reqs = append(p.reqs, r)
+	p.n += len(r.recs)
+}
+
+// syncer commits pending batches in order, each with one sync.
+func (l *Ledger) syncer(in <-chan *pending, free chan<- *pebble.Batch, done chan<- struct{}) {
+	defer close(done)
+	for p := range in {
+		err := l.failure()
+		if err == nil {
+			p.st.finish()
+			p.b.Set(keyTree, p.st.marshal(), nil)
+			if l.testHookBeforeCommit != nil {
+				l.testHookBeforeCommit(p.n)
+			}
+			if err = commitSync(p.b); err != nil {
+				l.log.Error("ledger commit failed; no more appends until reopened", "err", err)
+				l.mu.Lock()
+				if l.mu.failed == nil {
+					l.mu.failed = fmt.Errorf("%w: %v", ErrFailed, err)
+				}
+				err = l.mu.failed
+				l.mu.Unlock()
+			}
+		}
+		if err != nil {
+			// The batch may be in any state after a failed commit: drop it.
+			for _, r := range p.reqs {
+				r.err, r.out = err, nil
+				close(r.done)
+			}
+			continue
+		}
+		if invariants.Enabled {
+			if err := checkStateInvariants(p.st); err != nil {
+				panic(err)
+			}
+		}
 		l.mu.Lock()
-		l.mu.failed = fmt.Errorf("%w: %v", ErrFailed, err)
+		l.mu.state = p.st
 		l.mu.Unlock()
-		for _, r := range reqs {
-			r.err, r.out = l.mu.failed, nil
+		l.stats.batches.Add(1)
+		l.stats.entries.Add(uint64(p.n))
+		for _, r := range p.reqs {
+			close(r.done)
 		}
-		// The batch may be in any state after a failed commit: drop it.
-		return l.db.NewBatch()
-	}
-	if invariants.Enabled {
-		if err := checkStateInvariants(st); err != nil {
-			panic(err)
+		p.b.Reset()
+		select {
+		case free <- p.b:
+		default:
+			p.b.Close()
 		}
 	}
-	l.mu.Lock()
-	l.mu.state = st
-	l.mu.Unlock()
-	l.stats.batches.Add(1)
-	l.stats.entries.Add(uint64(n))
-	b.Reset()
-	return b
 }
 
 // commitSync commits b with pebble.Sync, turning a Pebble fatal error (which

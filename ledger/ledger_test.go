@@ -482,7 +482,7 @@ func TestGroupCommit(t *testing.T) {
 			results[w] = es[0].Index
 		}()
 	}
-	waitParked(t, writers, "ledger.(*Ledger).Append")
+	waitParked(t, writers, "ledger.(*Ledger).Append") // all queued behind the held batch
 	releaseOnce.Do(func() { close(release) })
 	wg.Wait()
 	if st := l.Stats(); st.Batches != 2 || st.Entries != writers+1 {
@@ -500,8 +500,8 @@ func TestGroupCommit(t *testing.T) {
 	}
 }
 
-// waitParked waits until n goroutines blocked in a select or channel
-// operation have fn on their stack.
+// waitParked waits until n goroutines blocked waiting for a result (a
+// channel receive) have fn on their stack.
 func waitParked(t *testing.T, n int, fn string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -511,7 +511,7 @@ func waitParked(t *testing.T, n int, fn string) {
 		count := 0
 		for _, g := range strings.Split(string(buf), "\n\n") {
 			head, _, _ := strings.Cut(g, "\n")
-			if strings.Contains(g, fn) && (strings.Contains(head, "[select") || strings.Contains(head, "[chan")) {
+			if strings.Contains(g, fn) && strings.Contains(head, "[chan receive") {
 				count++
 			}
 		}

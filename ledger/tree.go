@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 
@@ -56,13 +57,15 @@ func newTreeState() *treeState {
 	return &treeState{rng: rangeFactory.NewEmptyRange(0), root: emptyRoot}
 }
 
+// clone returns a copy to append to. It does not copy root, which finish
+// recomputes: the syncer may be computing s.root meanwhile.
 func (s *treeState) clone() *treeState {
-	c := &treeState{size: s.size, tip: s.tip, root: s.root}
+	c := &treeState{size: s.size, tip: s.tip}
 	c.rng, _ = rangeFactory.NewRange(0, s.size, append([][]byte(nil), s.rng.Hashes()...))
 	for l := range s.edge {
 		for r := range s.edge[l] {
 			if len(s.edge[l][r]) > 0 {
-				c.edge[l][r] = append(make([][]byte, 0, tileWidth>>r), s.edge[l][r]...)
+				c.edge[l][r] = append(make([][]byte, 0, len(s.edge[l][r])+8), s.edge[l][r]...)
 			}
 		}
 	}
@@ -79,7 +82,15 @@ type fullTile struct {
 // appendLeaf adds a leaf hash to the tree, calling emit for each tile that
 // it completes.
 func (s *treeState) appendLeaf(h []byte, emit func(fullTile)) {
-	s.rng.Append(h, func(id compact.NodeID, hash []byte) {
+	s.rng.Append(h, s.visitor(emit))
+	s.size++
+	copy(s.tip[:], h)
+}
+
+// visitor returns the compact range visitor that files new nodes into the
+// edge tiles and emits each tile it completes.
+func (s *treeState) visitor(emit func(fullTile)) compact.VisitFn {
+	return func(id compact.NodeID, hash []byte) {
 		l, r := id.Level/tileHeight, id.Level%tileHeight
 		e := &s.edge[l]
 		e[r] = append(e[r], hash)
@@ -94,9 +105,49 @@ func (s *treeState) appendLeaf(h []byte, emit func(fullTile)) {
 			}
 			emit(fullTile{level: uint8(l), index: id.Index >> 1, data: data})
 		}
-	})
-	s.size++
-	copy(s.tip[:], h)
+	}
+}
+
+// appendTile adds 256 leaves at once, given as the full level-0 tile they
+// form (as computeTile returns it) and its root. Requires size to be a
+// multiple of 256. emit receives the tile itself, then any tile above it
+// that the root completes.
+func (s *treeState) appendTile(data []byte, root []byte, emit func(fullTile)) {
+	n := s.size >> tileHeight
+	emit(fullTile{level: 0, index: n, data: data})
+	visit := s.visitor(emit)
+	id := compact.NewNodeID(tileHeight, n)
+	visit(id, root)
+	other, _ := rangeFactory.NewRange(s.size, s.size+tileWidth, [][]byte{root})
+	if err := s.rng.AppendRange(other, visit); err != nil {
+		panic(err) // unreachable: size is a multiple of 256
+	}
+	s.size += tileWidth
+	copy(s.tip[:], data[(tileWidth-1)*32:tileWidth*32])
+}
+
+// computeTile returns the full level-0 tile over 256 leaf hashes (the
+// leaves, then the seven levels above them) and its root, the level-8 node.
+// It writes into data, which must have room for tileBytes.
+func computeTile(leaves [][32]byte, data []byte) (tile []byte, root [32]byte) {
+	data = data[:tileBytes]
+	for i := range leaves[:tileWidth] {
+		copy(data[i*32:], leaves[i][:])
+	}
+	var buf [65]byte
+	buf[0] = 1
+	for r := uint(1); r < tileHeight; r++ {
+		lo, hi := tileOffset(r-1), tileOffset(r)
+		for i := 0; i < tileWidth>>r; i++ {
+			copy(buf[1:], data[(lo+2*i)*32:(lo+2*i+2)*32])
+			h := sha256.Sum256(buf[:])
+			copy(data[(hi+i)*32:], h[:])
+		}
+	}
+	o := tileOffset(tileHeight-1) * 32
+	copy(buf[1:], data[o:o+64])
+	root = sha256.Sum256(buf[:])
+	return data, root
 }
 
 // finish recomputes the root after a run of appendLeaf calls.
