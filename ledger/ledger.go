@@ -87,6 +87,12 @@ type Ledger struct {
 	// cpMu serializes Checkpoint.
 	cpMu sync.Mutex
 
+	// tiles caches stored tiles of levels 1 and up (proof.go).
+	tiles struct {
+		sync.Mutex
+		m map[[2]uint64][]byte
+	}
+
 	stats struct {
 		batches atomic.Uint64
 		entries atomic.Uint64

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 
@@ -46,50 +47,99 @@ func (l *Ledger) buildProof(nodes proof.Nodes, size uint64) ([][]byte, error) {
 	if size > st.size {
 		return nil, fmt.Errorf("proof: size %d beyond the log's %d entries: %w", size, st.size, ErrNotFound)
 	}
-	tiles := make(map[[2]uint64][]byte, 4)
 	hashes := make([][]byte, len(nodes.IDs))
+	// Nodes in stored level-0 tiles, grouped so that each tile is read once.
+	var pending map[uint64][]int
 	for i, id := range nodes.IDs {
-		h, err := l.nodeHash(st, id, tiles)
-		if err != nil {
+		if err := checkNode(st, id); err != nil {
 			return nil, fmt.Errorf("proof: %w", err)
 		}
-		hashes[i] = h
+		lvl, r, n, pos, stored := locate(st, id)
+		switch {
+		case !stored:
+			e := st.edge[lvl][r]
+			if pos >= uint64(len(e)) {
+				return nil, fmt.Errorf("proof: node %d/%d missing from the edge tile", id.Level, id.Index)
+			}
+			hashes[i] = e[pos]
+		case lvl > 0:
+			t, err := l.upperTile(uint8(lvl), n)
+			if err != nil {
+				return nil, fmt.Errorf("proof: %w", err)
+			}
+			o := (tileOffset(r) + int(pos)) * 32
+			hashes[i] = t[o : o+32]
+		default:
+			if pending == nil {
+				pending = map[uint64][]int{}
+			}
+			pending[n] = append(pending[n], i)
+		}
+	}
+	for n, is := range pending {
+		v, c, err := l.db.Get(tileKey(0, n))
+		if err != nil || len(v) != tileBytes {
+			if c != nil {
+				c.Close()
+			}
+			return nil, fmt.Errorf("proof: %w", corrupt("tile", "tile 0/%d missing or short", n))
+		}
+		for _, i := range is {
+			_, r, _, pos, _ := locate(st, nodes.IDs[i])
+			o := (tileOffset(r) + int(pos)) * 32
+			hashes[i] = bytes.Clone(v[o : o+32])
+		}
+		c.Close()
 	}
 	return nodes.Rehash(hashes, hashChildren)
 }
 
-// nodeHash returns the hash of a perfect node of the tree of state st.
-// REQUIRES: closeMu shared.
-func (l *Ledger) nodeHash(st *treeState, id compact.NodeID, tiles map[[2]uint64][]byte) ([]byte, error) {
-	lvl, r := id.Level/tileHeight, id.Level%tileHeight
+// checkNode checks that id is a perfect node of the tree of state st.
+func checkNode(st *treeState, id compact.NodeID) error {
 	if id.Level >= 64 || (id.Index+1)<<id.Level > st.size || (id.Index+1)<<id.Level == 0 {
-		return nil, fmt.Errorf("node %d/%d is not in the tree of size %d", id.Level, id.Index, st.size)
+		return fmt.Errorf("node %d/%d is not in the tree of size %d", id.Level, id.Index, st.size)
 	}
-	n := id.Index >> (tileHeight - r) // tile index
-	pos := id.Index - n<<(tileHeight-r)
+	return nil
+}
+
+// locate finds a node: its tile level, sub-level, tile index and position
+// within the sub-level, and whether the tile is stored (full) or an edge.
+func locate(st *treeState, id compact.NodeID) (lvl, r uint, n, pos uint64, stored bool) {
+	lvl, r = id.Level/tileHeight, id.Level%tileHeight
+	n = id.Index >> (tileHeight - r)
+	pos = id.Index - n<<(tileHeight-r)
 	full := st.size >> (tileHeight * lvl) >> tileHeight
-	if n >= full {
-		e := st.edge[lvl][r]
-		if pos >= uint64(len(e)) {
-			return nil, fmt.Errorf("node %d/%d missing from the edge tile", id.Level, id.Index)
-		}
-		return e[pos], nil
+	return lvl, r, n, pos, n < full
+}
+
+// upperTileCacheSize bounds the cached tiles of levels 1 and up: one per
+// 65,536 entries at level 1, so 1,024 tiles (16 MiB) cover 2^26 entries.
+const upperTileCacheSize = 1024
+
+// upperTile returns a stored tile of level 1 or more. Such tiles are few and
+// on every proof's path, so they are cached (full tiles never change).
+func (l *Ledger) upperTile(level uint8, n uint64) ([]byte, error) {
+	key := [2]uint64{uint64(level), n}
+	l.tiles.Lock()
+	t, ok := l.tiles.m[key]
+	l.tiles.Unlock()
+	if ok {
+		return t, nil
 	}
-	key := [2]uint64{uint64(lvl), n}
-	t, ok := tiles[key]
-	if !ok {
-		var err error
-		t, err = l.get(tileKey(uint8(lvl), n))
-		if errors.Is(err, ErrNotFound) || (err == nil && len(t) != tileBytes) {
-			return nil, corrupt("tile", "tile %d/%d missing or short", lvl, n)
-		}
-		if err != nil {
-			return nil, err
-		}
-		tiles[key] = t
+	t, err := l.get(tileKey(level, n))
+	if errors.Is(err, ErrNotFound) || (err == nil && len(t) != tileBytes) {
+		return nil, corrupt("tile", "tile %d/%d missing or short", level, n)
 	}
-	o := (tileOffset(r) + int(pos)) * 32
-	return t[o : o+32], nil
+	if err != nil {
+		return nil, err
+	}
+	l.tiles.Lock()
+	if l.tiles.m == nil || len(l.tiles.m) >= upperTileCacheSize {
+		l.tiles.m = map[[2]uint64][]byte{}
+	}
+	l.tiles.m[key] = t
+	l.tiles.Unlock()
+	return t, nil
 }
 
 // VerifyInclusion checks that leafHash (LeafHash of an encoded entry) is at
