@@ -13,6 +13,7 @@ import (
 	"github.com/aspnode/asp/ledger"
 	"github.com/aspnode/asp/node/api"
 	"github.com/aspnode/asp/protocol"
+	"github.com/aspnode/asp/registry"
 	"github.com/fxamacker/cbor/v2"
 )
 
@@ -89,11 +90,12 @@ func (n *Node) CreateAgent(ctx context.Context, req api.CreateAgentRequest) (api
 	if err := id.Validate(); err != nil {
 		return api.CreateAgentResponse{}, api.BadRequest("agent name %q: letters, digits, '.', '_' or '-', at most 64", req.Name)
 	}
-	for _, c := range req.Capabilities {
-		if err := validCapability(c); err != nil {
-			return api.CreateAgentResponse{}, api.BadRequest("%v", err)
-		}
+	// Certificates and cards carry capabilities in one normal form.
+	caps, err := registry.NormalizeCapabilities(req.Capabilities)
+	if err != nil {
+		return api.CreateAgentResponse{}, api.BadRequest("%v", err)
 	}
+	req.Capabilities = caps
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return api.CreateAgentResponse{}, err
@@ -198,30 +200,4 @@ func (n *Node) localAgent(id string) *localAgent {
 	n.mu.RLock()
 	defer n.mu.RUnlock()
 	return n.agents[id]
-}
-
-// validCapability checks a dotted capability name such as compute.gpu-hours.
-func validCapability(c string) error {
-	if c == "" || len(c) > 128 {
-		return fmt.Errorf("capability %q: 1 to 128 characters", c)
-	}
-	prevDot := true
-	for _, r := range c {
-		switch {
-		case r == '.':
-			if prevDot {
-				return fmt.Errorf("capability %q: empty segment", c)
-			}
-			prevDot = true
-			continue
-		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-', r == '_':
-		default:
-			return fmt.Errorf("capability %q: lower-case letters, digits, '-', '_' and dots", c)
-		}
-		prevDot = false
-	}
-	if prevDot {
-		return fmt.Errorf("capability %q: ends with a dot", c)
-	}
-	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/aspnode/asp/node/api"
 	"github.com/aspnode/asp/protocol"
 	"github.com/fxamacker/cbor/v2"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // commitment is the node's view of one commitment it is a party to.
@@ -133,26 +134,34 @@ func (n *Node) checkReceipt(c *commitment, raw, keyCert []byte) error {
 	if err := r.Verify(); err != nil {
 		return err
 	}
-	return checkReceiptCheckpoint(r, keyCert)
+	return n.checkReceiptCheckpoint(r, keyCert)
 }
 
 // checkReceiptCheckpoint checks that r's checkpoint is signed by the
 // checkpoint key that r's organisation certified and covers r's entry.
-func checkReceiptCheckpoint(r *protocol.Receipt, keyCert []byte) error {
-	var kc ledger.KeyCertificate
-	if err := json.Unmarshal(keyCert, &kc); err != nil {
-		return fmt.Errorf("%w: receipt without a valid checkpoint-key certificate", protocol.ErrBadSignature)
-	}
+// Verified key certificates are remembered (they are the same for every
+// receipt of an organisation).
+func (n *Node) checkReceiptCheckpoint(r *protocol.Receipt, keyCert []byte) error {
 	origin := ledger.OriginFor(r.Org)
-	if kc.Org != r.Org || kc.Origin != origin {
-		return fmt.Errorf("%w: checkpoint key certified for %s, receipt from %s", protocol.ErrBadSignature, kc.Org, r.Org)
-	}
-	if err := kc.Verify(); err != nil {
-		return fmt.Errorf("%w: %v", protocol.ErrBadSignature, err)
-	}
-	v, err := kc.Verifier()
-	if err != nil {
-		return fmt.Errorf("%w: %v", protocol.ErrBadSignature, err)
+	var v note.Verifier
+	if known, ok := n.keyCerts.Load(string(keyCert)); ok && known.(keyCertEntry).org == r.Org {
+		v = known.(keyCertEntry).v
+	} else {
+		var kc ledger.KeyCertificate
+		if err := json.Unmarshal(keyCert, &kc); err != nil {
+			return fmt.Errorf("%w: receipt without a valid checkpoint-key certificate", protocol.ErrBadSignature)
+		}
+		if kc.Org != r.Org || kc.Origin != origin {
+			return fmt.Errorf("%w: checkpoint key certified for %s, receipt from %s", protocol.ErrBadSignature, kc.Org, r.Org)
+		}
+		if err := kc.Verify(); err != nil {
+			return fmt.Errorf("%w: %v", protocol.ErrBadSignature, err)
+		}
+		var err error
+		if v, err = kc.Verifier(); err != nil {
+			return fmt.Errorf("%w: %v", protocol.ErrBadSignature, err)
+		}
+		n.keyCerts.Store(string(keyCert), keyCertEntry{org: r.Org, v: v})
 	}
 	cp, _, err := ledger.ParseCheckpoint(r.Checkpoint, origin, v)
 	if err != nil {
@@ -260,6 +269,12 @@ func (n *Node) onReceipt(ctx context.Context, from string, raw, keyCert []byte) 
 	}
 	c.theirs = raw
 	return &wireResp{}
+}
+
+// keyCertEntry is a verified checkpoint-key certificate.
+type keyCertEntry struct {
+	org string
+	v   note.Verifier
 }
 
 // checkpointer coalesces checkpoint requests: a receipt needs a signed

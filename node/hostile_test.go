@@ -737,6 +737,7 @@ func TestHostileEnvelopes(t *testing.T) {
 		bv := fingerprint(t, v)
 		before := metric(t, v, wireRefused)
 		const tries = 150
+		sent := 0
 		for i := range tries {
 			bad := slices.Clone(good)
 			for range 1 + rnd.IntN(3) {
@@ -753,13 +754,17 @@ func TestHostileEnvelopes(t *testing.T) {
 					bad = bad[:rnd.IntN(len(bad))]
 				}
 			}
+			if slices.Equal(bad, good) {
+				continue // the mutations cancelled out: not hostile input
+			}
+			sent++
 			resp := m.request(t, v, &wireReq{Type: wireEnvelope, Envelope: bad})
 			if !slices.Contains(known, resp.Code) {
 				t.Fatalf("mutation %d: answer code %q (%s); input %x", i, resp.Code, resp.Message, bad)
 			}
 		}
-		if got := metric(t, v, wireRefused); got != before+tries {
-			t.Errorf("%s grew by %v, want %d", wireRefused, got-before, tries)
+		if got := metric(t, v, wireRefused); got != before+float64(sent) {
+			t.Errorf("%s grew by %v, want %d", wireRefused, got-before, sent)
 		}
 		assertUnchanged(t, "mutated envelopes", v, bv)
 	})

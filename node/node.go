@@ -92,7 +92,9 @@ type Node struct {
 	// keyCert is our ledger's checkpoint-key certificate (JSON), sent with
 	// every receipt so the counterparty can check the receipt's checkpoint.
 	keyCert []byte
-	pcfg    protocol.Config
+	// keyCerts holds counterparties' verified checkpoint-key certificates.
+	keyCerts sync.Map // string(cert JSON) -> keyCertEntry
+	pcfg     protocol.Config
 
 	agentMu sync.Mutex // serialises agent creation and removal
 	mu      sync.RWMutex
