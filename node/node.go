@@ -28,6 +28,7 @@ import (
 	"github.com/aspnode/asp/p2p"
 	"github.com/aspnode/asp/protocol"
 	"github.com/aspnode/asp/registry"
+	"github.com/aspnode/asp/registry/attest"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/prometheus/client_golang/prometheus"
@@ -209,7 +210,8 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		Bootstrap:   n.cfg.Bootstrap,
 		Allow:       nil,
 		Deny:        n.cfg.Deny,
-	}, p2p.WithRegisterer(n.reg), p2p.WithLogger(n.log), p2p.WithValidator(registry.Namespace, n.registryValidator()), p2p.WithPreferTCP())
+	}, p2p.WithRegisterer(n.reg), p2p.WithLogger(n.log), p2p.WithValidator(registry.Namespace, n.registryValidator()), p2p.WithPreferTCP(),
+		p2p.WithPeerScore(attest.PeerScoreParams()))
 	if err != nil {
 		return fmt.Errorf("start libp2p: %w", err)
 	}

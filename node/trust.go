@@ -87,10 +87,13 @@ func (n *Node) startTrust() error {
 			}
 		}
 	}()
-	_ = n.host.SetAppSpecificScore(func(p peer.ID) float64 {
-		s := n.trustSnapshot()
-		return s.OrgMass(p.String())
-	})
+	// GossipSub's application score of a peer is its organisation's weight
+	// in our trust view: peers we have reason to trust are heard first.
+	if err := n.host.SetAppSpecificScore(func(p peer.ID) float64 {
+		return n.trustSnapshot().OrgWeight(p.String())
+	}); err != nil {
+		return err
+	}
 	return nil
 }
 
