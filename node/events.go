@@ -105,3 +105,10 @@ func (b *bus) closeAll() {
 func (n *Node) Subscribe(agentID string) (<-chan api.Event, func()) {
 	return n.bus.subscribe(agentID)
 }
+
+// has reports whether agent has a subscription.
+func (b *bus) has(agent string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.subs[agent]) > 0
+}

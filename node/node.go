@@ -90,6 +90,7 @@ type Node struct {
 	m    *metrics
 	bus  *bus
 	ckpt checkpointer
+	sigs sigCache // signatures already verified or made here
 	// keyCert is our ledger's checkpoint-key certificate (JSON), sent with
 	// every receipt so the counterparty can check the receipt's checkpoint.
 	keyCert []byte
@@ -138,8 +139,7 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 		sessions:    make(map[string]*session),
 		commitments: make(map[string]*commitment),
 	}
-	n.pcfg = protocol.Config{}
-	n.pcfg.InviteTimeout = cfg.InviteTimeout
+	n.pcfg = protocol.Config{InviteTimeout: cfg.InviteTimeout, Verified: &n.sigs}
 	return n, nil
 }
 

@@ -145,6 +145,7 @@ func (n *Node) prepare(s *session, p protocol.Performative, body protocol.Body, 
 	if err := env.Seal(s.local.key, s.local.cert); err != nil {
 		return nil, err
 	}
+	env.SealedBy(&n.sigs)
 	return env, nil
 }
 
@@ -399,6 +400,9 @@ func (n *Node) sessionInfoLocked(s *session) api.SessionInfo {
 }
 
 func (n *Node) publishMessage(s *session, env *protocol.Envelope) {
+	if !n.bus.has(s.local.id.String()) {
+		return
+	}
 	b, err := json.Marshal(env)
 	if err != nil {
 		return

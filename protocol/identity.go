@@ -210,7 +210,11 @@ func IssueCertificate(org ed25519.PrivateKey, agent AgentID, pub ed25519.PublicK
 // Verify checks that c is well formed, signed by the organization named in
 // its agent id, and valid at now (now <= NotAfter). Errors wrap
 // ErrBadCertificate, ErrCertificateExpired or ErrBadSignature.
-func (c *Certificate) Verify(now time.Time) error {
+func (c *Certificate) Verify(now time.Time) error { return c.verifyCached(now, nil) }
+
+// verifyCached is Verify, skipping the Ed25519 check of a signature vc
+// knows.
+func (c *Certificate) verifyCached(now time.Time, vc VerifiedSignatures) error {
 	if c == nil {
 		return fmt.Errorf("%w: missing", ErrBadCertificate)
 	}
@@ -232,8 +236,13 @@ func (c *Certificate) Verify(now time.Time) error {
 	if err != nil {
 		return err
 	}
-	if !verifyDigest(orgKey, domainCertificate, d, c.Signature) {
-		return fmt.Errorf("%w: certificate of %s", ErrBadSignature, c.AgentID)
+	if vc == nil || !vc.Known(orgKey, cacheKey(domainCertificate, d), c.Signature) {
+		if !verifyDigest(orgKey, domainCertificate, d, c.Signature) {
+			return fmt.Errorf("%w: certificate of %s", ErrBadSignature, c.AgentID)
+		}
+		if vc != nil {
+			vc.Add(orgKey, cacheKey(domainCertificate, d), c.Signature)
+		}
 	}
 	if now.After(c.NotAfter) {
 		return fmt.Errorf("%w: %s expired at %s", ErrCertificateExpired, c.AgentID, FormatTime(c.NotAfter))

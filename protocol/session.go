@@ -53,6 +53,23 @@ type Config struct {
 	FreshnessWindow time.Duration
 	// MaxMessages bounds a transcript. Default 10000.
 	MaxMessages int
+	// Verified, if set, remembers signatures already verified (or made)
+	// by the caller, across sessions: Step skips the Ed25519 check of an
+	// envelope or certificate signature it reports as known. It changes no
+	// outcome, only the cost: a signature is known only if it verified.
+	// Nil: every signature is checked.
+	Verified VerifiedSignatures
+}
+
+// VerifiedSignatures is a caller's memory of valid signatures. Known
+// reports whether sig is a valid signature by pub over the signed digest d
+// (d binds the message and its domain); Add records one that is. An
+// implementation must be safe for concurrent use and must report Known only
+// for what was added. The package never calls Add for an unverified
+// signature.
+type VerifiedSignatures interface {
+	Known(pub []byte, d [32]byte, sig []byte) bool
+	Add(pub []byte, d [32]byte, sig []byte)
 }
 
 // Defaults of Config.
@@ -584,7 +601,7 @@ func (s *Session) Step(env *Envelope, now time.Time) (Effects, error) {
 	if err != nil {
 		return Effects{}, err
 	}
-	if err := env.verifySignature(h); err != nil {
+	if err := env.verifySignatureCached(h, s.cfg.Verified); err != nil {
 		return Effects{}, err
 	}
 	if want := s.seq[si] + 1; env.SequenceNumber != want {
@@ -632,7 +649,7 @@ func (s *Session) checkCertificate(env *Envelope) (*Certificate, error) {
 		}
 		return nil, nil
 	}
-	if err := c.Verify(env.Timestamp); err != nil {
+	if err := c.verifyCached(env.Timestamp, s.cfg.Verified); err != nil {
 		return nil, err
 	}
 	cp := *c
