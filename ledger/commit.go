@@ -220,7 +220,12 @@ func (l *Ledger) syncer(in <-chan *pending, free chan<- *pebble.Batch, done chan
 			if l.testHookBeforeCommit != nil {
 				l.testHookBeforeCommit(p.n)
 			}
-			if err = commitSync(p.b); err != nil {
+			t0 := time.Now()
+			nb := p.b.Len()
+			err = commitSync(p.b)
+			l.stats.commitNanos.Add(uint64(time.Since(t0)))
+			l.stats.bytes.Add(uint64(nb))
+			if err != nil {
 				l.log.Error("ledger commit failed; no more appends until reopened", "err", err)
 				l.mu.Lock()
 				if l.mu.failed == nil {

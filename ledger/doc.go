@@ -23,10 +23,12 @@
 //     tree head.
 //  2. Entry 0's PrevHash is zero; entry i's is LeafHash of entry i-1's
 //     encoding.
-//  3. The tree head ("T": size n, tip, compact range, root) is written in
-//     the same synced Pebble batch as the entries it covers, so a crash
-//     leaves entries and head consistent: the tip is the leaf hash of entry
-//     n-1, the compact range and root are those of entries 0 … n-1.
+//  3. The tree head ("T": size n, tip, root) is written in the same synced
+//     Pebble batch as the entries and tiles it covers, so a crash leaves
+//     entries and head consistent: the tip is the leaf hash of entry n-1
+//     and the root is that of entries 0 … n-1. Open checks the root
+//     against the last entries and stored tiles, rehashing at most 255
+//     entries and 255 tile roots per tile level.
 //  4. A tile is stored if and only if it is full in the tree of size n, and
 //     holds exactly the node hashes that the entries give (tree.go).
 //     Partial tiles are never stored; Open rebuilds them.

@@ -6,7 +6,7 @@ import "encoding/binary"
 // space; integers are big-endian so that keys sort in index order.
 //
 //	"\x00format"                      format version (uint32)
-//	"T"                               tree head: size, tip, root, compact range
+//	"T"                               tree head: size, tip, root (tree.go)
 //	"e" index                         entry encoding
 //	"t" level(1) index(8)             full tile (tree.go)
 //	"c" size                          checkpoint at that size (checkpoint.go)

@@ -44,7 +44,8 @@ type treeState struct {
 	// INVARIANT: tip is the leaf hash of entry size-1, zero when size is 0.
 	tip [32]byte
 	// INVARIANT: rng is the compact range [0, size) and root its root hash
-	// (emptyRoot when size is 0).
+	// (emptyRoot when size is 0). The tree head stores only the root; Open
+	// derives rng from the edge tiles.
 	rng  *compact.Range
 	root [32]byte
 	// INVARIANT: edge[L] holds the nodes of the partial tile at tile level L:
@@ -160,44 +161,29 @@ func (s *treeState) finish() {
 	copy(s.root[:], r)
 }
 
-// marshal encodes the tree head stored under keyTree: version 1, size,
-// tip, root, the number of compact range hashes and the hashes.
+// treeHeadLen is the size of the stored tree head.
+const treeHeadLen = 1 + 8 + 32 + 32
+
+// marshal encodes the tree head stored under keyTree: version 1, size, tip
+// (leaf hash of the last entry) and root. The compact range is not stored:
+// Open derives it from the edge tiles and checks it against the root.
 func (s *treeState) marshal() []byte {
-	hs := s.rng.Hashes()
-	b := make([]byte, 0, 1+8+32+32+1+32*len(hs))
+	b := make([]byte, 0, treeHeadLen)
 	b = append(b, 1)
 	b = binary.BigEndian.AppendUint64(b, s.size)
 	b = append(b, s.tip[:]...)
-	b = append(b, s.root[:]...)
-	b = append(b, byte(len(hs)))
-	for _, h := range hs {
-		b = append(b, h...)
-	}
-	return b
+	return append(b, s.root[:]...)
 }
 
-// unmarshalTreeHead parses a stored tree head into a state without edges.
+// unmarshalTreeHead parses a stored tree head into a state without compact
+// range or edges.
 func unmarshalTreeHead(b []byte) (*treeState, error) {
-	const fixed = 1 + 8 + 32 + 32 + 1
-	if len(b) < fixed || b[0] != 1 {
+	if len(b) != treeHeadLen || b[0] != 1 {
 		return nil, corrupt("tree", "tree head of %d bytes is malformed", len(b))
 	}
 	s := &treeState{size: binary.BigEndian.Uint64(b[1:])}
 	copy(s.tip[:], b[9:41])
 	copy(s.root[:], b[41:73])
-	n := int(b[73])
-	if len(b) != fixed+32*n {
-		return nil, corrupt("tree", "tree head holds %d bytes for %d hashes", len(b)-fixed, n)
-	}
-	hs := make([][]byte, n)
-	for i := range hs {
-		hs[i] = bytes.Clone(b[fixed+32*i : fixed+32*i+32])
-	}
-	rng, err := rangeFactory.NewRange(0, s.size, hs)
-	if err != nil {
-		return nil, corrupt("tree", "tree head: %v", err)
-	}
-	s.rng = rng
 	return s, nil
 }
 
