@@ -84,7 +84,7 @@ func BenchmarkAppend(b *testing.B) {
 			var next atomic.Int64
 			lat := make([][]time.Duration, writers)
 			b.ResetTimer()
-			start := time.Now()
+			start, cpu0 := time.Now(), cpuTime()
 			var wg sync.WaitGroup
 			for w := 0; w < writers; w++ {
 				wg.Add(1)
@@ -105,8 +105,9 @@ func BenchmarkAppend(b *testing.B) {
 				}()
 			}
 			wg.Wait()
-			el := time.Since(start)
+			el, cpu := time.Since(start), cpuTime()-cpu0
 			b.StopTimer()
+			b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(b.N), "cpu_us/append")
 			rate := float64(b.N) / el.Seconds()
 			st := l.Stats()
 			all := slices.Concat(lat...)

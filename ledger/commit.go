@@ -62,6 +62,10 @@ func (l *Ledger) Append(ctx context.Context, recs ...Record) ([]Entry, error) {
 	return r.out, nil
 }
 
+// maxBatchBytes bounds the size of one group commit (it may exceed it by
+// one request).
+const maxBatchBytes = 64 << 20
+
 // pending is a batch being built by the preparer or committed by the
 // syncer: the records of reqs, written into b on top of the tree state that
 // the previous pending batch leaves (st is the state after this one).
@@ -137,7 +141,7 @@ func (l *Ledger) run() {
 			continue
 		}
 		queue := l.queue
-		if open.n >= l.opts.MaxBatch {
+		if open.n >= l.opts.MaxBatch || open.b.Len() >= maxBatchBytes {
 			queue = nil // full: only hand it over
 		}
 		select {
