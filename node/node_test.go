@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aspnode/asp/ledger"
 	"github.com/aspnode/asp/node/api"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -325,5 +326,51 @@ func TestResendAfterCounterpartyRestart(t *testing.T) {
 	// The vendor can answer, and the deal closes.
 	if _, err := v2.SendMessage(ctx, p.vendor, s.SessionID, api.SendMessageRequest{Performative: "ACCEPT"}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// After a deal is fulfilled, each organisation's ledger exports as a bundle
+// that verifies offline: every signature inside every entry, and the
+// checkpoint the counterparty holds in its receipt anchors the bundle.
+func TestBundleVerifiesWithCounterpartyAnchor(t *testing.T) {
+	p := newPair(t)
+	id := seedDeal(t, p)
+	awaitActive(t, p.vendorNode, id)
+	awaitActive(t, p.buyerNode, id)
+	ctx := context.Background()
+	if _, err := p.vendorNode.CommitmentAction(ctx, p.vendor, id, "fulfill", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.buyerNode.CommitmentAction(ctx, p.buyer, id, "confirm", nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ owner, holder *Node }{{p.buyerNode, p.vendorNode}, {p.vendorNode, p.buyerNode}} {
+		// The receipt of owner's organisation, as the counterparty holds it.
+		c, err := tc.holder.Commitment(ctx, api.Principal{Admin: true}, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var anchor []byte
+		for _, r := range c.Receipts {
+			if r.Org == tc.owner.peerID {
+				anchor = []byte(r.Checkpoint)
+			}
+		}
+		if anchor == nil {
+			t.Fatalf("%s holds no receipt of %s", tc.holder.peerID, tc.owner.peerID)
+		}
+		path := filepath.Join(t.TempDir(), "bundle")
+		if err := tc.owner.led.Export(ctx, path, ledger.BundleExtras{}); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := ledger.VerifyBundle(path, ledger.VerifyOptions{
+			Org: tc.owner.peerID, VerifyEntry: ledger.VerifyProtocolBody, Anchors: [][]byte{anchor},
+		})
+		if err != nil {
+			t.Fatalf("bundle of %s: %v", tc.owner.peerID, err)
+		}
+		if rep.Anchors != 1 || rep.Kinds[ledger.KindCommitment] != 1 || rep.Kinds[ledger.KindReceipt] != 2 {
+			t.Fatalf("bundle of %s: %+v", tc.owner.peerID, rep)
+		}
 	}
 }
