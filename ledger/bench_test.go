@@ -137,6 +137,7 @@ func BenchmarkPebbleSetSync(b *testing.B) {
 	v := make([]byte, benchEntryLen)
 	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	for i := 0; i < b.N; i++ {
 		t0 := time.Now()
 		if err := db.Set(binary.BigEndian.AppendUint64(nil, uint64(i)), v, pebble.Sync); err != nil {
@@ -145,6 +146,8 @@ func BenchmarkPebbleSetSync(b *testing.B) {
 		lat = append(lat, time.Since(t0))
 	}
 	b.StopTimer()
+	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/1e3/float64(b.N), "cpu_us/op")
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "writes/s")
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50_us")
 	b.ReportMetric(lat[len(lat)/2].Seconds()/floorSetSyncP50, "x_floor_p50")
