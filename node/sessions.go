@@ -132,6 +132,18 @@ func (n *Node) OpenSession(ctx context.Context, from string, req api.OpenSession
 	if _, err := n.moveLocked(ctx, s, env); err != nil {
 		return n.sessionInfoLocked(s), err
 	}
+	// A declined invitation is an error for the inviting agent, with the
+	// counterparty's code and reason (policy_violation,
+	// insufficient_trust_score, ...).
+	if tr := s.ps.Transcript(); s.ps.State() == protocol.StateFailed && len(tr) > 1 {
+		if rb, ok := tr[len(tr)-1].Body.(*protocol.RejectBody); ok && tr[len(tr)-1].Sender == to.String() {
+			code := rb.Code
+			if code == "" {
+				code = "rejected"
+			}
+			return n.sessionInfoLocked(s), api.Errorf(http.StatusForbidden, code, "%s declined the invitation: %s", to, rb.Reason)
+		}
+	}
 	return n.sessionInfoLocked(s), nil
 }
 

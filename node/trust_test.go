@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"testing"
 	"time"
@@ -105,5 +106,39 @@ func TestTrustSeenByThirdNode(t *testing.T) {
 	}
 	if len(res.Agents) != 1 || res.Agents[0].AgentID != p.vendor || res.Agents[0].Trust.Completed != 1 {
 		t.Fatalf("discover compute: %+v", res)
+	}
+}
+
+// An organisation that requires a minimum trust score declines invitations
+// from agents below it, and the inviting agent is told why.
+func TestInvitationBelowMinTrust(t *testing.T) {
+	dir := t.TempDir()
+	a := startNode(t, filepath.Join(dir, "a"))
+	defer a.Close()
+	bh := filepath.Join(dir, "b")
+	if _, err := Init(bh, "b", "test"); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := LoadConfig(bh)
+	cfg.MinTrust = 50
+	b, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	connect(t, a, b)
+	ctx := context.Background()
+	ra, _ := a.CreateAgent(ctx, api.CreateAgentRequest{Name: "newcomer"})
+	rb, _ := b.CreateAgent(ctx, api.CreateAgentRequest{Name: "vendor"})
+	s, err := a.OpenSession(ctx, ra.AgentID, api.OpenSessionRequest{To: rb.AgentID})
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.Code != "insufficient_trust_score" {
+		t.Fatalf("invitation below the trust threshold: %v, want insufficient_trust_score", err)
+	}
+	if s.State != "FAILED" {
+		t.Fatalf("session %s, want FAILED", s.State)
 	}
 }
