@@ -158,6 +158,11 @@ func ParseTime(s string) (time.Time, error) {
 	if err != nil || t.Format(TimeLayout) != s {
 		return time.Time{}, fmt.Errorf("%w: time %q is not %s", ErrMalformed, s, TimeLayout)
 	}
+	if t.IsZero() {
+		// The zero time is written "": its spelled-out form would not
+		// re-encode to the same bytes.
+		return time.Time{}, fmt.Errorf("%w: time %q is the zero time", ErrMalformed, s)
+	}
 	return t.UTC(), nil
 }
 
