@@ -36,11 +36,10 @@ type Agent struct {
 // role (or role-2, role-3, ... when the node already has one by that name,
 // as in a reused testnet home).
 func CreateAgent(ctx context.Context, admin *apiclient.Client, nodeName, role string, caps []string, desc string) (*Agent, error) {
-	name := role
 	for i := 1; i <= 100; i++ {
-		n := name
+		n := role
 		if i > 1 {
-			n = fmt.Sprintf("%s-%d", name, i)
+			n = fmt.Sprintf("%s-%d", role, i)
 		}
 		res, err := admin.CreateAgent(ctx, api.CreateAgentRequest{Name: n, Capabilities: caps, Description: desc})
 		if apiclient.IsCode(err, api.CodeDuplicate) {
@@ -51,7 +50,7 @@ func CreateAgent(ctx context.Context, admin *apiclient.Client, nodeName, role st
 		}
 		return &Agent{Role: role, ID: res.AgentID, Token: res.Token, Client: admin.WithToken(res.Token), Admin: admin, Node: nodeName}, nil
 	}
-	return nil, fmt.Errorf("create agent %s on %s: every name taken", name, nodeName)
+	return nil, fmt.Errorf("create agent %s on %s: every name taken", role, nodeName)
 }
 
 // Terms returns the seed deal's terms at a unit price: 1000 GPU hours,
@@ -142,7 +141,6 @@ func PlaySeedDeal(ctx context.Context, buyer, vendor *Agent, feed Feed) (*Deal, 
 	if _, err := send(buyer, vendor, "PROPOSE", "2.40"); err != nil {
 		return d, err
 	}
-	dealStart := time.Now()
 	if _, err := send(vendor, buyer, "COUNTER", "2.80"); err != nil {
 		return d, err
 	}
@@ -163,7 +161,7 @@ func PlaySeedDeal(ctx context.Context, buyer, vendor *Agent, feed Feed) (*Deal, 
 	if d.VendorView, err = AwaitCommitment(ctx, vendor.Admin, d.CommitmentID, "ACTIVE"); err != nil {
 		return d, fmt.Errorf("%s: %w", vendor.Node, err)
 	}
-	d.Elapsed = time.Since(dealStart)
+	d.Elapsed = time.Since(start)
 	return d, nil
 }
 

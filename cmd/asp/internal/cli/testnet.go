@@ -64,14 +64,11 @@ func (a *app) runTestnet(ctx context.Context, dir string, n int, demo, keep bool
 
 	progress := newProgress(a.stderr)
 	t0 := time.Now()
-	progress.update(fmt.Sprintf("starting %d nodes in %s: 0/%d up", n, dir, n))
-	net, err := procnet.Start(ctx, procnet.Config{
-		Dir:   dir,
-		Nodes: n,
-		Progress: func(up, total int) {
-			progress.update(fmt.Sprintf("starting %d nodes in %s: %d/%d up", total, dir, up, total))
-		},
-	})
+	starting := func(up, total int) {
+		progress.update(fmt.Sprintf("starting %d nodes in %s: %d/%d up", total, dir, up, total))
+	}
+	starting(0, n)
+	net, err := procnet.Start(ctx, procnet.Config{Dir: dir, Nodes: n, Progress: starting})
 	if err != nil {
 		progress.done()
 		if ctx.Err() != nil {
