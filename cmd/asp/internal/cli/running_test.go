@@ -3,10 +3,12 @@ package cli
 import (
 	"encoding/json"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/aspnode/asp/node/api"
 	"github.com/aspnode/asp/testnet"
+	"github.com/aspnode/asp/testnet/scenario"
 )
 
 // The agent and audit commands against a running node.
@@ -42,4 +44,47 @@ func TestRunningNode(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &res); code != ExitOK || err != nil || !res.OK || !res.Snapshot || res.Size == 0 {
 		t.Errorf("audit verify of a running node: exit %d: %s %s (%v)", code, stdout, stderr, err)
 	}
+}
+
+// Verifying a running node's ledger while it records deals: every
+// snapshot is consistent.
+func TestAuditVerifyUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("plays deals for a while")
+	}
+	net := testnet.New(t, 2)
+	buyer := net.CreateAgent(0, "buyer")
+	vendor := net.CreateAgent(1, "vendor", "compute.gpu-hours")
+	ctx, cancel := net.Context()
+	defer cancel()
+
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				if _, err := scenario.PlaySeedDeal(ctx, buyer, vendor, nil); err != nil {
+					t.Errorf("deal: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	for i := 0; i < 20; i++ {
+		for _, nd := range net.Nodes {
+			code, stdout, stderr := run(t, "audit", "verify", "--home", nd.Home, "--json")
+			if code != ExitOK {
+				t.Errorf("audit verify %s while it records (round %d): exit %d: %s %s", nd.Name, i, code, stdout, stderr)
+			}
+		}
+	}
+	close(done)
+	wg.Wait()
 }
