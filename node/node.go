@@ -211,7 +211,10 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		Allow:       nil,
 		Deny:        n.cfg.Deny,
 	}, p2p.WithRegisterer(n.reg), p2p.WithLogger(n.log), p2p.WithValidator(registry.Namespace, n.registryValidator()), p2p.WithPreferTCP(),
-		p2p.WithPeerScore(attest.PeerScoreParams()))
+		p2p.WithPeerScore(attest.PeerScoreParams()),
+		// Keep enough idle streams for many concurrent sessions with one
+		// counterparty: a new stream costs a protocol negotiation.
+		p2p.WithStreamPoolSize(512))
 	if err != nil {
 		return fmt.Errorf("start libp2p: %w", err)
 	}
