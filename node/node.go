@@ -231,8 +231,12 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	n.wg.Add(1)
+	if err := n.startMDNS(); err != nil {
+		return fmt.Errorf("mdns: %w", err)
+	}
+	n.wg.Add(2)
 	go n.run()
+	go n.watchPeers()
 	if len(n.cfg.Bootstrap) > 0 {
 		n.wg.Add(1)
 		go func() {
