@@ -18,7 +18,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
-// Floors measured on this kind of machine (../shared/DEPENDENCIES.md); the
+// Floors measured on this kind of machine; the
 // benchmarks report their figures as ratios to them.
 const (
 	floorSetSyncPerSec   = 4500   // bare Pebble Set(Sync), one at a time
