@@ -374,3 +374,34 @@ func TestBundleVerifiesWithCounterpartyAnchor(t *testing.T) {
 		}
 	}
 }
+
+// Terms may carry times in any RFC 3339 form, as CONTRACT.md writes them;
+// the signed terms hold them in UTC with milliseconds.
+func TestTermsTimesNormalised(t *testing.T) {
+	p := newPair(t)
+	ctx := context.Background()
+	s, err := p.buyerNode.OpenSession(ctx, p.buyer, api.OpenSessionRequest{To: p.vendor})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm := json.RawMessage(`{"resource":"gpu-hours","quantity":"1000","unit":"hour","unitPrice":"2.55","currency":"USD","deliverBy":"2027-03-15T01:00:00+01:00"}`)
+	if _, err := p.buyerNode.SendMessage(ctx, p.buyer, s.SessionID, api.SendMessageRequest{Performative: "PROPOSE", Terms: tm}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := p.vendorNode.SendMessage(ctx, p.vendor, s.SessionID, api.SendMessageRequest{Performative: "ACCEPT"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := awaitActive(t, p.vendorNode, r.CommitmentID)
+	var got map[string]any
+	json.Unmarshal(c.Terms, &got)
+	if got["deliverBy"] != "2027-03-15T00:00:00.000Z" {
+		t.Fatalf("deliverBy %v, want 2027-03-15T00:00:00.000Z", got["deliverBy"])
+	}
+	bad := json.RawMessage(`{"resource":"gpu-hours","quantity":"1","unit":"hour","unitPrice":"1","currency":"USD","deliverBy":"2027-03-15T00:00:00.0001Z"}`)
+	s2, _ := p.buyerNode.OpenSession(ctx, p.buyer, api.OpenSessionRequest{To: p.vendor})
+	var ae *api.Error
+	if _, err := p.buyerNode.SendMessage(ctx, p.buyer, s2.SessionID, api.SendMessageRequest{Performative: "PROPOSE", Terms: bad}); !errors.As(err, &ae) || ae.Code != api.CodeBadRequest {
+		t.Fatalf("sub-millisecond deliverBy: %v, want bad_request", err)
+	}
+}

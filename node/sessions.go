@@ -449,6 +449,20 @@ func bodyFromRequest(p protocol.Performative, terms json.RawMessage, ref string,
 	if len(terms) > 0 {
 		obj["terms"] = terms
 	}
+	// Times may come in any RFC 3339 form (2027-03-15T00:00:00Z, with an
+	// offset, ...); the signed form is UTC with milliseconds.
+	if err := normaliseTime(obj, "validUntil"); err != nil {
+		return nil, err
+	}
+	if raw, ok := obj["terms"]; ok {
+		t := map[string]json.RawMessage{}
+		if json.Unmarshal(raw, &t) == nil {
+			if err := normaliseTime(t, "deliverBy"); err != nil {
+				return nil, err
+			}
+			obj["terms"], _ = json.Marshal(t)
+		}
+	}
 	if ref != "" {
 		b, _ := json.Marshal(ref)
 		obj["referenceId"] = b
@@ -476,4 +490,27 @@ func (n *Node) RespondInvitation(ctx context.Context, agent, sessionID string, a
 		return api.SessionInfo{}, err
 	}
 	return n.Session(ctx, api.Principal{Agent: agent}, sessionID)
+}
+
+// normaliseTime rewrites obj[field], an RFC 3339 time, in the protocol's
+// form (UTC, milliseconds). A time with a finer fraction is refused rather
+// than rounded: the signed terms must say what the agent said.
+func normaliseTime(obj map[string]json.RawMessage, field string) error {
+	raw, ok := obj[field]
+	if !ok {
+		return nil
+	}
+	var str string
+	if err := json.Unmarshal(raw, &str); err != nil || str == "" {
+		return nil // not a string: the protocol's decoder says what is wrong
+	}
+	t, err := time.Parse(time.RFC3339Nano, str)
+	if err != nil {
+		return api.BadRequest("%s: %q is not an RFC 3339 time", field, str)
+	}
+	if !t.Equal(t.Truncate(time.Millisecond)) {
+		return api.BadRequest("%s: %q is finer than a millisecond", field, str)
+	}
+	obj[field], _ = json.Marshal(protocol.FormatTime(t))
+	return nil
 }
