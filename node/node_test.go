@@ -20,6 +20,12 @@ import (
 // loopback (libp2p over TCP and QUIC, Pebble on disk, real keys).
 func startNode(t testing.TB, home string, bootstrap ...string) *Node {
 	t.Helper()
+	return startNodeWith(t, home, func(c *Config) { c.Bootstrap = bootstrap })
+}
+
+// startNodeWith is startNode with edit applied to the home's configuration.
+func startNodeWith(t testing.TB, home string, edit func(*Config)) *Node {
+	t.Helper()
 	if _, err := os.Stat(filepath.Join(home, ConfigFile)); err != nil {
 		if _, err := Init(home, filepath.Base(home), "test"); err != nil {
 			t.Fatal(err)
@@ -29,7 +35,7 @@ func startNode(t testing.TB, home string, bootstrap ...string) *Node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Bootstrap = bootstrap
+	edit(&cfg)
 	var log *slog.Logger
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -231,19 +237,7 @@ func TestConsentAsk(t *testing.T) {
 	dir := t.TempDir()
 	a := startNode(t, filepath.Join(dir, "a"))
 	defer a.Close()
-	bh := filepath.Join(dir, "b")
-	if _, err := Init(bh, "b", "test"); err != nil {
-		t.Fatal(err)
-	}
-	cfg, _ := LoadConfig(bh)
-	cfg.Consent = ConsentAsk
-	b, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	b := startNodeWith(t, filepath.Join(dir, "b"), func(c *Config) { c.Consent = ConsentAsk })
 	defer b.Close()
 	connect(t, a, b)
 	ctx := context.Background()

@@ -18,23 +18,9 @@ import (
 // computes it from the attestations it received over gossip.
 func TestTrustSeenByThirdNode(t *testing.T) {
 	p := newPair(t)
-	dir := t.TempDir()
-	home := filepath.Join(dir, "observer-org")
-	if _, err := Init(home, "observer", "test"); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := LoadConfig(home)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.PreTrusted = []string{p.buyerNode.peerID}
-	obs, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := obs.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	obs := startNodeWith(t, filepath.Join(t.TempDir(), "observer-org"), func(c *Config) {
+		c.PreTrusted = []string{p.buyerNode.peerID}
+	})
 	defer obs.Close()
 	connect(t, obs, p.buyerNode)
 	connect(t, obs, p.vendorNode)
@@ -83,7 +69,7 @@ func TestTrustSeenByThirdNode(t *testing.T) {
 		t.Fatalf("vendor trust at the observer: before %+v, after %+v; want completed 1 and a higher score", before, after)
 	}
 	// What the model says for the same evidence, observer and time.
-	m, _ := trust.New(trust.Config{PreTrusted: cfg.PreTrusted})
+	m, _ := trust.New(trust.Config{PreTrusted: []string{p.buyerNode.peerID}})
 	for _, a := range atts {
 		if err := a.Verify(a.Time); err != nil {
 			t.Fatal(err)
@@ -115,19 +101,7 @@ func TestInvitationBelowMinTrust(t *testing.T) {
 	dir := t.TempDir()
 	a := startNode(t, filepath.Join(dir, "a"))
 	defer a.Close()
-	bh := filepath.Join(dir, "b")
-	if _, err := Init(bh, "b", "test"); err != nil {
-		t.Fatal(err)
-	}
-	cfg, _ := LoadConfig(bh)
-	cfg.MinTrust = 50
-	b, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	b := startNodeWith(t, filepath.Join(dir, "b"), func(c *Config) { c.MinTrust = 50 })
 	defer b.Close()
 	connect(t, a, b)
 	ctx := context.Background()
