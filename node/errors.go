@@ -9,8 +9,6 @@ import (
 
 var (
 	errDuplicate = api.Errorf(http.StatusConflict, api.CodeDuplicate, "already exists")
-	// errClosed is returned once the node is shutting down.
-	errClosed = api.Errorf(http.StatusServiceUnavailable, "unavailable", "node is shutting down")
 	// errBusy is a remote refusal: the counterparty is sending a message in
 	// the same session at this moment. The move was not applied by anyone.
 	errBusy = errors.New("session busy: concurrent move")

@@ -3,11 +3,8 @@ package node
 import (
 	"context"
 	"encoding/hex"
-	"fmt"
-	"net/http"
 	"time"
 
-	"github.com/aspnode/asp/ledger"
 	"github.com/aspnode/asp/node/api"
 	"github.com/aspnode/asp/p2p"
 	"github.com/fxamacker/cbor/v2"
@@ -62,10 +59,3 @@ func (n *Node) Entries(ctx context.Context, from, limit uint64) (api.EntriesPage
 	}
 	return page, nil
 }
-
-func unsupported(what string) error {
-	return api.Errorf(http.StatusNotImplemented, api.CodeUnsupported, "%s is not available on this node", what)
-}
-
-var _ = fmt.Sprintf
-var _ = ledger.KindMessageSent

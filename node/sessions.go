@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"sync/atomic"
@@ -421,8 +420,6 @@ func (n *Node) publishMessage(s *session, env *protocol.Envelope) {
 	}
 	n.bus.publish(api.Event{Type: "message", Data: json.RawMessage(b)}, s.local.id.String())
 }
-
-var errNoSession = errors.New("no such session")
 
 func isInvitation(env *protocol.Envelope) bool {
 	b, ok := env.Body.(*protocol.ProposeBody)
