@@ -44,6 +44,15 @@ var (
 )
 
 func init() {
+	encMode, decMode = CanonicalCBOR(maxNesting, maxElements, maxElements)
+}
+
+// CanonicalCBOR returns the encoding and decoding modes of every signed
+// structure of ASP (envelopes here; agent cards, attestations elsewhere):
+// RFC 8949 core deterministic encoding, no indefinite lengths, no tags;
+// decoding refuses duplicate and unknown keys and invalid UTF-8, and bounds
+// nesting, array elements and map pairs by the given limits.
+func CanonicalCBOR(maxNesting, maxArray, maxMapPairs int) (cbor.EncMode, cbor.DecMode) {
 	eo := cbor.CoreDetEncOptions()
 	eo.IndefLength = cbor.IndefLengthForbidden
 	eo.TagsMd = cbor.TagsForbidden
@@ -52,23 +61,21 @@ func init() {
 	if err != nil {
 		panic(err)
 	}
-	encMode = em
-	do := cbor.DecOptions{
+	dm, err := cbor.DecOptions{
 		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
 		IndefLength:       cbor.IndefLengthForbidden,
 		TagsMd:            cbor.TagsForbidden,
 		MaxNestedLevels:   maxNesting,
-		MaxArrayElements:  maxElements,
-		MaxMapPairs:       maxElements,
+		MaxArrayElements:  maxArray,
+		MaxMapPairs:       maxMapPairs,
 		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
 		UTF8:              cbor.UTF8RejectInvalid,
 		FieldNameMatching: cbor.FieldNameMatchingCaseSensitive,
-	}
-	dm, err := do.DecMode()
+	}.DecMode()
 	if err != nil {
 		panic(err)
 	}
-	decMode = dm
+	return em, dm
 }
 
 // canonical returns the core deterministic CBOR encoding of v.

@@ -113,29 +113,7 @@ var (
 )
 
 func init() {
-	eo := cbor.CoreDetEncOptions()
-	eo.IndefLength = cbor.IndefLengthForbidden
-	eo.TagsMd = cbor.TagsForbidden
-	em, err := eo.EncMode()
-	if err != nil {
-		panic(err)
-	}
-	encMode = em
-	dm, err := cbor.DecOptions{
-		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
-		IndefLength:       cbor.IndefLengthForbidden,
-		TagsMd:            cbor.TagsForbidden,
-		MaxNestedLevels:   8,
-		MaxArrayElements:  256,
-		MaxMapPairs:       64,
-		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
-		UTF8:              cbor.UTF8RejectInvalid,
-		FieldNameMatching: cbor.FieldNameMatchingCaseSensitive,
-	}.DecMode()
-	if err != nil {
-		panic(err)
-	}
-	decMode = dm
+	encMode, decMode = protocol.CanonicalCBOR(8, 256, 64)
 }
 
 func nonNil(s []string) []string {

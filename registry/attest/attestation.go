@@ -104,29 +104,7 @@ var (
 )
 
 func init() {
-	eo := cbor.CoreDetEncOptions()
-	eo.IndefLength = cbor.IndefLengthForbidden
-	eo.TagsMd = cbor.TagsForbidden
-	em, err := eo.EncMode()
-	if err != nil {
-		panic(err)
-	}
-	encMode = em
-	dm, err := cbor.DecOptions{
-		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
-		IndefLength:       cbor.IndefLengthForbidden,
-		TagsMd:            cbor.TagsForbidden,
-		MaxNestedLevels:   16,
-		MaxArrayElements:  4096,
-		MaxMapPairs:       4096,
-		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
-		UTF8:              cbor.UTF8RejectInvalid,
-		FieldNameMatching: cbor.FieldNameMatchingCaseSensitive,
-	}.DecMode()
-	if err != nil {
-		panic(err)
-	}
-	decMode = dm
+	encMode, decMode = protocol.CanonicalCBOR(16, 4096, 4096)
 }
 
 func (a *Attestation) wire(signing bool) *wireAttestation {
