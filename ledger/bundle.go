@@ -909,8 +909,9 @@ func (s *scanner) malformed(err error) error {
 	return &VerifyError{What: "entry", Index: s.n, Reason: "malformed", Err: err}
 }
 
-// add checks the next entry, decoded, with its leaf hash.
-func (s *scanner) add(e *Entry, h [32]byte) error {
+// checkLink checks that e is the next entry and chains to the previous one.
+// A broken link is remembered (the error names it once the tail is known).
+func (s *scanner) checkLink(e *Entry) error {
 	if e.Index != s.n {
 		if s.linkBroken {
 			return s.linkError(nil)
@@ -925,6 +926,14 @@ func (s *scanner) add(e *Entry, h [32]byte) error {
 	} else if s.rootErr != nil {
 		return s.rootErr
 	}
+	return nil
+}
+
+// add checks the next entry, decoded, with its leaf hash.
+func (s *scanner) add(e *Entry, h [32]byte) error {
+	if err := s.checkLink(e); err != nil {
+		return err
+	}
 	s.rng.Append(bytes.Clone(h[:]), nil)
 	s.prev = h
 	s.n++
@@ -938,19 +947,8 @@ func (s *scanner) addGroup(es []Entry, leaves [][32]byte, root [32]byte, j, hook
 	start := s.n
 	for k := range es {
 		e := &es[k]
-		if e.Index != s.n {
-			if s.linkBroken {
-				return s.linkError(nil)
-			}
-			return &VerifyError{What: "entry", Index: s.n, Reason: fmt.Sprintf("holds index %d: entries are missing, added or out of order", e.Index)}
-		}
-		if s.linkBroken {
-			return s.linkError(e)
-		}
-		if e.PrevHash != s.prev {
-			s.linkBroken, s.rootErr = true, nil
-		} else if s.rootErr != nil {
-			return s.rootErr
+		if err := s.checkLink(e); err != nil {
+			return err
 		}
 		if j+k == hookAt {
 			return &VerifyError{What: "entry", Index: e.Index, Reason: "body does not verify", Err: hookErr}
