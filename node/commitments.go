@@ -52,17 +52,6 @@ type updateRecord struct {
 	Action []byte `cbor:"2,keyasint,omitempty"` // the signed action that caused it
 }
 
-func (n *Node) commitmentByAcceptance(messageID string) *commitment {
-	n.sessMu.RLock()
-	defer n.sessMu.RUnlock()
-	for _, c := range n.commitments {
-		if c.c.Acceptance.MessageID == messageID {
-			return c
-		}
-	}
-	return nil
-}
-
 func (n *Node) getCommitment(id string) *commitment {
 	n.sessMu.RLock()
 	defer n.sessMu.RUnlock()

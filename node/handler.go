@@ -154,7 +154,9 @@ func (n *Node) dupAckLocked(ctx context.Context, s *session, env *protocol.Envel
 			}
 		}
 	}
-	if c := n.commitmentByAcceptance(env.MessageID); c != nil {
+	// The commitment this envelope formed, if it was an acceptance: found
+	// among the session's own commitments, not by scanning the node's.
+	if c := n.formedBy(s, env.MessageID); c != nil {
 		if err := n.ensureOurReceipt(ctx, c); err != nil {
 			return refuseErr(err)
 		}
@@ -210,4 +212,15 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// formedBy returns the commitment that the acceptance messageID formed in s.
+// REQUIRES: s.lock.
+func (n *Node) formedBy(s *session, messageID string) *commitment {
+	for _, pc := range s.ps.Commitments() {
+		if pc.Acceptance.MessageID == messageID {
+			return n.getCommitment(pc.ID)
+		}
+	}
+	return nil
 }

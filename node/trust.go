@@ -43,8 +43,7 @@ func (n *Node) startTrust() error {
 	t := &trustState{model: m, dirty: true, recorded: map[[32]byte]bool{}}
 	n.ext.trust = t
 	// Evidence already recorded.
-	size := n.led.Size()
-	for from := uint64(0); from < size; from += 4096 {
+	for from := uint64(0); ; {
 		ents, err := n.led.ByKind(ledger.KindAttestation, from, 4096)
 		if err != nil {
 			return err
@@ -61,7 +60,7 @@ func (n *Node) startTrust() error {
 			t.recorded[h] = true
 			n.addEvidence(a)
 		}
-		from = ents[len(ents)-1].Index + 1 - 4096
+		from = ents[len(ents)-1].Index + 1
 	}
 	svc, err := attest.New(attest.Config{Clock: n.opts.clock, Registerer: n.reg, Logger: n.log})
 	if err != nil {
