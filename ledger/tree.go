@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/transparency-dev/merkle/compact"
 )
@@ -52,6 +53,8 @@ type treeState struct {
 	// the size>>(8L) & 255 last hashes at tree level 8L and the nodes above
 	// them within the tile.
 	edge [maxTileLevels]edgeTile
+	// cloned is set by the first clone, which shares edge's arrays.
+	cloned atomic.Bool
 }
 
 func newTreeState() *treeState {
@@ -60,9 +63,18 @@ func newTreeState() *treeState {
 
 // clone returns a copy to append to. It does not copy root, which finish
 // recomputes: the syncer may be computing s.root meanwhile.
+//
+// The first clone of a state shares the edge tiles' backing arrays: the
+// clone only appends beyond s's lengths, which s never reads, and a
+// published state is never appended to. Any later clone of the same state
+// would append over the first one's hashes, so it copies.
 func (s *treeState) clone() *treeState {
 	c := &treeState{size: s.size, tip: s.tip}
 	c.rng, _ = rangeFactory.NewRange(0, s.size, append([][]byte(nil), s.rng.Hashes()...))
+	if !s.cloned.Swap(true) {
+		c.edge = s.edge
+		return c
+	}
 	for l := range s.edge {
 		for r := range s.edge[l] {
 			if len(s.edge[l][r]) > 0 {
