@@ -238,6 +238,7 @@ func BenchmarkCommitments256(b *testing.B) {
 	ids := make([]string, total)
 	b.ResetTimer()
 	start := time.Now()
+	cpu0 := processCPU()
 	for w := 0; w < conc; w++ {
 		wg.Add(1)
 		go func() {
@@ -257,6 +258,11 @@ func BenchmarkCommitments256(b *testing.B) {
 		awaitActive(b, p.vendorNode, id)
 	}
 	el := time.Since(start)
+	cpu := processCPU() - cpu0
 	b.StopTimer()
 	b.ReportMetric(float64(total)/el.Seconds(), "commitments/s")
+	// CPU spent per commitment by both nodes (and the driving goroutines),
+	// and how busy the cores were: below the core count, the rest is waiting.
+	b.ReportMetric(float64(cpu.Microseconds())/float64(total), "cpu-µs/commitment")
+	b.ReportMetric(cpu.Seconds()/el.Seconds(), "cores-busy")
 }

@@ -152,14 +152,47 @@ func (n *Node) checkReceiptCheckpoint(r *protocol.Receipt, keyCert []byte) error
 		}
 		n.keyCerts.Store(string(keyCert), keyCertEntry{org: r.Org, v: v})
 	}
-	cp, _, err := ledger.ParseCheckpoint(r.Checkpoint, origin, v)
-	if err != nil {
-		return fmt.Errorf("%w: receipt checkpoint: %v", protocol.ErrBadSignature, err)
+	// Under load one checkpoint covers many receipts: a checkpoint already
+	// verified for this organisation is not verified again.
+	size, ok := n.checkpoints.get(r.Org, r.Checkpoint)
+	if !ok {
+		cp, _, err := ledger.ParseCheckpoint(r.Checkpoint, origin, v)
+		if err != nil {
+			return fmt.Errorf("%w: receipt checkpoint: %v", protocol.ErrBadSignature, err)
+		}
+		size = cp.Size
+		n.checkpoints.add(r.Org, r.Checkpoint, size)
 	}
-	if cp.Size <= r.LedgerIndex {
-		return fmt.Errorf("%w: checkpoint of size %d does not cover entry %d", protocol.ErrMalformed, cp.Size, r.LedgerIndex)
+	if size <= r.LedgerIndex {
+		return fmt.Errorf("%w: checkpoint of size %d does not cover entry %d", protocol.ErrMalformed, size, r.LedgerIndex)
 	}
 	return nil
+}
+
+// checkpointCache remembers counterparties' checkpoints whose signatures
+// verified, with their sizes. It holds at most checkpointCacheMax entries
+// and starts afresh when full.
+type checkpointCache struct {
+	mu sync.Mutex
+	m  map[string]uint64 // org + "\n" + signed note -> tree size
+}
+
+const checkpointCacheMax = 1 << 12
+
+func (c *checkpointCache) get(org string, signed []byte) (uint64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	size, ok := c.m[org+"\n"+string(signed)]
+	return size, ok
+}
+
+func (c *checkpointCache) add(org string, signed []byte, size uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= checkpointCacheMax {
+		c.m = make(map[string]uint64)
+	}
+	c.m[org+"\n"+string(signed)] = size
 }
 
 func (n *Node) ensureOurReceipt(ctx context.Context, c *commitment) error {

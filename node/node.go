@@ -96,7 +96,9 @@ type Node struct {
 	keyCert []byte
 	// keyCerts holds counterparties' verified checkpoint-key certificates.
 	keyCerts sync.Map // string(cert JSON) -> keyCertEntry
-	pcfg     protocol.Config
+	// checkpoints holds counterparties' checkpoints already verified.
+	checkpoints checkpointCache
+	pcfg        protocol.Config
 
 	agentMu sync.Mutex // serialises agent creation and removal
 	mu      sync.RWMutex
