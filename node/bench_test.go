@@ -21,6 +21,7 @@ import (
 	"github.com/aspnode/asp/p2p"
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/libp2p/go-libp2p/core/peer"
+	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 )
 
 // The benchmarks below compare the seed deal with what it is made of,
@@ -115,7 +116,10 @@ func BenchmarkFloors(b *testing.B) {
 		return time.Since(start) / time.Duration(n)
 	}
 	signT := timeIt(2000, func() { ed25519.Sign(priv, msg) })
-	verifyT := timeIt(2000, func() { ed25519.Verify(pub, msg, sig) })
+	// The verifier the protocol uses (curve25519-voi with crypto/ed25519's
+	// rules, see protocol/verify.go).
+	rules := &voi.Options{Verify: voi.VerifyOptionsStdLib}
+	verifyT := timeIt(2000, func() { voi.VerifyWithOptions(voi.PublicKey(pub), msg, sig, rules) })
 
 	db, err := pebble.Open(b.TempDir(), &pebble.Options{Logger: pebbleLogger{discardLog()}})
 	if err != nil {

@@ -140,10 +140,7 @@ func signDigest(key ed25519.PrivateKey, domain string, d [32]byte) ([]byte, erro
 }
 
 func verifyDigest(pub ed25519.PublicKey, domain string, d [32]byte, sig []byte) bool {
-	if len(pub) != ed25519.PublicKeySize || len(sig) != ed25519.SignatureSize {
-		return false
-	}
-	return ed25519.Verify(pub, signedMessage(domain, d), sig)
+	return verifyEd25519(pub, signedMessage(domain, d), sig)
 }
 
 // FormatTime renders t in the wire form (TimeLayout). The zero time is
