@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aspnode/asp/ledger"
 	"github.com/aspnode/asp/node/api"
 	"github.com/aspnode/asp/p2p"
 	"github.com/cockroachdb/pebble/v2"
@@ -243,6 +244,7 @@ func BenchmarkCommitments256(b *testing.B) {
 	b.ResetTimer()
 	start := time.Now()
 	cpu0 := processCPU()
+	st0 := [2]ledger.Stats{p.buyerNode.led.Stats(), p.vendorNode.led.Stats()}
 	for w := 0; w < conc; w++ {
 		wg.Add(1)
 		go func() {
@@ -269,4 +271,18 @@ func BenchmarkCommitments256(b *testing.B) {
 	// and how busy the cores were: below the core count, the rest is waiting.
 	b.ReportMetric(float64(cpu.Microseconds())/float64(total), "cpu-µs/commitment")
 	b.ReportMetric(cpu.Seconds()/el.Seconds(), "cores-busy")
+	// Synced ledger commits per commitment (both nodes) and their mean time.
+	var batches, entries uint64
+	var commit time.Duration
+	for i, n := range []*Node{p.buyerNode, p.vendorNode} {
+		st := n.led.Stats()
+		batches += st.Batches - st0[i].Batches
+		entries += st.Entries - st0[i].Entries
+		commit += st.CommitTime - st0[i].CommitTime
+	}
+	b.ReportMetric(float64(batches)/float64(total), "syncs/commitment")
+	b.ReportMetric(float64(entries)/float64(total), "entries/commitment")
+	if batches > 0 {
+		b.ReportMetric(float64(commit.Microseconds())/float64(batches), "µs/sync")
+	}
 }

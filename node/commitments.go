@@ -35,11 +35,13 @@ type commitment struct {
 	acceptor bool
 	index    uint64 // ledger index of our commitment entry
 	ours     []byte // our receipt (CBOR), once made
-	theirs   []byte // the counterparty's receipt (CBOR), once received
-	state    protocol.CommitmentState
-	created  time.Time
-	updated  time.Time
-	actions  [][]byte // signed actions applied, in order (CBOR)
+	// oursRecorded is true once ours is in our ledger.
+	oursRecorded bool
+	theirs       []byte // the counterparty's receipt (CBOR), once received
+	state        protocol.CommitmentState
+	created      time.Time
+	updated      time.Time
+	actions      [][]byte // signed actions applied, in order (CBOR)
 	// pendingAction is an action of ours recorded and sent but not yet
 	// acknowledged.
 	pendingAction []byte
@@ -201,8 +203,15 @@ func (n *Node) ensureOurReceipt(ctx context.Context, c *commitment) error {
 	return n.ensureOurReceiptLocked(ctx, c)
 }
 
-// ensureOurReceiptLocked makes and records our receipt: our signature over
-// the commitment with a signed checkpoint covering its entry.
+// ensureOurReceiptLocked makes our receipt: our signature over the
+// commitment with a signed checkpoint covering its entry.
+//
+// The receipt is recorded in our ledger with the commitment's activation, or
+// by the resend loop (recordOurReceiptLocked), not before it is sent: it
+// only attests to what is already durable (the commitment entry, and the
+// checkpoint, whose intent is synced before it is signed), so a receipt lost
+// in a crash is made again and the one the counterparty holds still verifies
+// against our ledger. This keeps a synced write off each deal's path.
 // REQUIRES: c.mu.
 func (n *Node) ensureOurReceiptLocked(ctx context.Context, c *commitment) error {
 	if c.ours != nil {
@@ -220,10 +229,35 @@ func (n *Node) ensureOurReceiptLocked(ctx context.Context, c *commitment) error 
 	if err != nil {
 		return err
 	}
-	if _, err := n.led.Append(ctx, ledger.Record{Kind: ledger.KindReceipt, Time: n.now(), Session: c.session, Commitment: c.id, Body: raw}); err != nil {
+	c.ours, c.oursRecorded = raw, false
+	return nil
+}
+
+// ourReceiptRecord returns the record of our receipt if it is made but not
+// yet recorded.
+// REQUIRES: c.mu.
+func (n *Node) ourReceiptRecord(c *commitment) []ledger.Record {
+	if c.ours == nil || c.oursRecorded {
+		return nil
+	}
+	return []ledger.Record{{Kind: ledger.KindReceipt, Time: n.now(), Session: c.session, Commitment: c.id, Body: c.ours}}
+}
+
+// receiptRecordDelay is how long the resend loop leaves our receipt to be
+// recorded with the commitment's activation before recording it alone.
+const receiptRecordDelay = 5 * time.Second
+
+// recordOurReceiptLocked records our receipt if it is not yet recorded.
+// REQUIRES: c.mu.
+func (n *Node) recordOurReceiptLocked(ctx context.Context, c *commitment) error {
+	recs := n.ourReceiptRecord(c)
+	if recs == nil {
+		return nil
+	}
+	if _, err := n.led.Append(ctx, recs...); err != nil {
 		return err
 	}
-	c.ours = raw
+	c.oursRecorded = true
 	return nil
 }
 
@@ -253,10 +287,12 @@ func (n *Node) activateLocked(ctx context.Context, c *commitment, extra []ledger
 		return nil
 	}
 	ub, _ := cbor.Marshal(updateRecord{State: string(protocol.CommitmentActive)})
-	recs := append(extra, ledger.Record{Kind: ledger.KindCommitmentUpdate, Time: n.now(), Session: c.session, Commitment: c.id, Body: ub})
+	recs := append(n.ourReceiptRecord(c), extra...)
+	recs = append(recs, ledger.Record{Kind: ledger.KindCommitmentUpdate, Time: n.now(), Session: c.session, Commitment: c.id, Body: ub})
 	if _, err := n.led.Append(ctx, recs...); err != nil {
 		return err
 	}
+	c.oursRecorded = c.ours != nil
 	c.state = protocol.CommitmentActive
 	c.updated = n.now()
 	n.m.commitments.WithLabelValues(string(protocol.CommitmentActive)).Inc()

@@ -144,7 +144,7 @@ func (n *Node) recover(ctx context.Context) error {
 				}
 				c := &commitment{
 					id: eff.Commitment.ID, c: eff.Commitment, session: id, local: s.local, remote: s.remote,
-					acceptor: m.sent, index: st.index, ours: st.ours, theirs: st.theirs, state: st.state,
+					acceptor: m.sent, index: st.index, ours: st.ours, oursRecorded: st.ours != nil, theirs: st.theirs, state: st.state,
 					created: m.env.Timestamp, updated: m.env.Timestamp, expiredAt: st.expiredAt,
 				}
 				for _, raw := range st.actions {
@@ -205,6 +205,13 @@ func (n *Node) resendPending() {
 	for _, c := range cs {
 		if !c.mu.TryLock() {
 			continue
+		}
+		// A receipt of ours still unrecorded after a while (the commitment
+		// did not activate) is recorded on its own.
+		if !c.oursRecorded && n.now().Sub(c.created) > receiptRecordDelay {
+			if err := n.recordOurReceiptLocked(ctx, c); err != nil {
+				n.log.Warn("record our receipt", "commitment", c.id, "err", err)
+			}
 		}
 		if c.state == protocol.CommitmentPending {
 			if c.ours == nil {
