@@ -28,7 +28,8 @@ func (m mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
 }
 
 // startMDNS announces the node on the LAN and connects to the nodes it
-// finds there (config mdns: true; off by default and in tests).
+// finds there (config mdns: true; off by default). TestMDNSInPrivateNetwork
+// exercises it in a network namespace whose only interface is loopback.
 func (n *Node) startMDNS() error {
 	if !n.cfg.MDNS {
 		return nil
