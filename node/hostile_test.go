@@ -1139,22 +1139,10 @@ func TestHostileReceiptCheckpoint(t *testing.T) {
 		checkNotActive(t, v, res.CommitmentID, bogus)
 	})
 	t.Run("sent as the acceptor's receipt", func(t *testing.T) {
-		s := m.invite(t, v, ra.AgentID)
 		for len(got) > 0 {
 			<-got
 		}
-		if _, err := v.SendMessage(ctx, ra.AgentID, s.ID(), api.SendMessageRequest{Performative: "PROPOSE", Terms: terms("2.80")}); err != nil {
-			t.Fatal(err)
-		}
-		var offer *protocol.Envelope
-		select {
-		case offer = <-got:
-		case <-time.After(10 * time.Second):
-			t.Fatal("the vendor's offer did not arrive")
-		}
-		if _, err := s.Step(offer, time.Now()); err != nil {
-			t.Fatal(err)
-		}
+		s, offer := m.offerFrom(t, v, ra.AgentID, got)
 		acc := m.move(t, s, protocol.Accept, nil)
 		resp := m.request(t, v, envReq(t, acc))
 		if resp.Code != "" || len(resp.Receipt) == 0 {
@@ -1175,6 +1163,27 @@ func TestHostileReceiptCheckpoint(t *testing.T) {
 		}
 		checkNotActive(t, v, id, bogus)
 	})
+}
+
+// offerFrom opens a session from m's agent to agent on v, has agent PROPOSE
+// terms("2.80") and steps m's copy of the session with the offer, which m's
+// handler passes on got.
+func (m *hostilePeer) offerFrom(t *testing.T, v *Node, agent string, got <-chan *protocol.Envelope) (*protocol.Session, *protocol.Envelope) {
+	t.Helper()
+	s := m.invite(t, v, agent)
+	if _, err := v.SendMessage(context.Background(), agent, s.ID(), api.SendMessageRequest{Performative: "PROPOSE", Terms: terms("2.80")}); err != nil {
+		t.Fatal(err)
+	}
+	var offer *protocol.Envelope
+	select {
+	case offer = <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the vendor's offer did not arrive")
+	}
+	if _, err := s.Step(offer, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return s, offer
 }
 
 // checkNotActive fails unless commitment id on n is PENDING with no receipt

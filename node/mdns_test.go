@@ -1,7 +1,6 @@
 package node
 
 import (
-	"context"
 	"net"
 	"os"
 	"os/exec"
@@ -10,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aspnode/asp/node/api"
 	"github.com/libp2p/go-libp2p/core/network"
 )
 
@@ -85,16 +83,7 @@ func mdnsInNamespace(t *testing.T) {
 	}
 	t.Logf("connected over mDNS after %v", 30*time.Second-time.Until(deadline))
 
-	ctx := context.Background()
-	ra, err := a.CreateAgent(ctx, api.CreateAgentRequest{Name: "buyer", Capabilities: []string{"procurement"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rb, err := b.CreateAgent(ctx, api.CreateAgentRequest{Name: "vendor", Capabilities: []string{"compute.gpu-hours"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &pair{buyerNode: a, vendorNode: b, buyer: ra.AgentID, vendor: rb.AgentID}
+	p := withAgents(t, a, b)
 	id := seedDeal(t, p)
 	awaitActive(t, a, id)
 	awaitActive(t, b, id)

@@ -75,6 +75,12 @@ func newPair(t testing.TB) *pair {
 	b := startNode(t, filepath.Join(dir, "vendor-org"))
 	t.Cleanup(func() { a.Close(); b.Close() })
 	connect(t, a, b)
+	return withAgents(t, a, b)
+}
+
+// withAgents adds the buyer agent on a and the vendor agent on b.
+func withAgents(t testing.TB, a, b *Node) *pair {
+	t.Helper()
 	ctx := context.Background()
 	ra, err := a.CreateAgent(ctx, api.CreateAgentRequest{Name: "buyer", Capabilities: []string{"procurement"}})
 	if err != nil {

@@ -104,19 +104,7 @@ func TestOwnReceiptRecordedWithoutActivation(t *testing.T) {
 		}
 		return cbor.Marshal(&wireResp{})
 	})
-	s := m.invite(t, v, ra.AgentID)
-	if _, err := v.SendMessage(ctx, ra.AgentID, s.ID(), api.SendMessageRequest{Performative: "PROPOSE", Terms: terms("2.80")}); err != nil {
-		t.Fatal(err)
-	}
-	var offer *protocol.Envelope
-	select {
-	case offer = <-got:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the vendor's offer did not arrive")
-	}
-	if _, err := s.Step(offer, time.Now()); err != nil {
-		t.Fatal(err)
-	}
+	s, _ := m.offerFrom(t, v, ra.AgentID, got)
 	resp := m.request(t, v, envReq(t, m.move(t, s, protocol.Accept, nil)))
 	if resp.Code != "" || len(resp.Receipt) == 0 {
 		t.Fatalf("ACCEPT: code %q (%s), receipt %d bytes", resp.Code, resp.Message, len(resp.Receipt))
