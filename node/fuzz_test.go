@@ -11,13 +11,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
-var (
-	fuzzOnce sync.Once
-	fuzzNode *Node
-	fuzzPeer peer.ID
-	fuzzErr  error
-)
-
 // FuzzHandleWire feeds arbitrary requests, as from a connected peer, to a
 // real node's session-protocol handler: it never panics, always answers
 // with a decodable response, and nothing a peer without a session can send
@@ -34,6 +27,14 @@ func FuzzHandleWire(f *testing.F) {
 	}
 	f.Add([]byte{})
 	f.Add([]byte{0xff, 0x00})
+	// One node per run of the target (each fuzzing worker is a process of
+	// its own), started on the first input and closed with the target.
+	var (
+		fuzzOnce sync.Once
+		fuzzNode *Node
+		fuzzPeer peer.ID
+		fuzzErr  error
+	)
 	tmp := f.TempDir()
 	f.Cleanup(func() {
 		if fuzzNode != nil {
