@@ -10,10 +10,10 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/aspnode/asp/internal/cputime"
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
@@ -33,14 +33,6 @@ const (
 )
 
 var fixtureDirs []string
-
-// cpuTime is the user and system CPU time of the process so far: on a
-// shared machine, a better measure of work than the wall clock.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
@@ -84,7 +76,7 @@ func BenchmarkAppend(b *testing.B) {
 			var next atomic.Int64
 			lat := make([][]time.Duration, writers)
 			b.ResetTimer()
-			start, cpu0 := time.Now(), cpuTime()
+			start, cpu0 := time.Now(), cputime.Process()
 			var wg sync.WaitGroup
 			for w := 0; w < writers; w++ {
 				wg.Add(1)
@@ -105,7 +97,7 @@ func BenchmarkAppend(b *testing.B) {
 				}()
 			}
 			wg.Wait()
-			el, cpu := time.Since(start), cpuTime()-cpu0
+			el, cpu := time.Since(start), cputime.Process()-cpu0
 			b.StopTimer()
 			b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(b.N), "cpu_us/append")
 			rate := float64(b.N) / el.Seconds()
@@ -137,7 +129,7 @@ func BenchmarkPebbleSetSync(b *testing.B) {
 	v := make([]byte, benchEntryLen)
 	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu0 := cputime.Process()
 	for i := 0; i < b.N; i++ {
 		t0 := time.Now()
 		if err := db.Set(binary.BigEndian.AppendUint64(nil, uint64(i)), v, pebble.Sync); err != nil {
@@ -146,7 +138,7 @@ func BenchmarkPebbleSetSync(b *testing.B) {
 		lat = append(lat, time.Since(t0))
 	}
 	b.StopTimer()
-	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/1e3/float64(b.N), "cpu_us/op")
+	b.ReportMetric(float64((cputime.Process()-cpu0).Nanoseconds())/1e3/float64(b.N), "cpu_us/op")
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "writes/s")
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50_us")
@@ -226,7 +218,7 @@ func BenchmarkCheck1M(b *testing.B) {
 	}
 	defer l.Close()
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu0 := cputime.Process()
 	for i := 0; i < b.N; i++ {
 		if err := l.Check(context.Background()); err != nil {
 			b.Fatal(err)
@@ -235,14 +227,14 @@ func BenchmarkCheck1M(b *testing.B) {
 	s := b.Elapsed().Seconds() / float64(b.N)
 	b.ReportMetric(s, "s/check")
 	b.ReportMetric(s/floorMerkleRoot1M, "x_merkle_floor")
-	b.ReportMetric((cpuTime()-cpu0).Seconds()/float64(b.N), "cpu_s/check")
+	b.ReportMetric((cputime.Process()-cpu0).Seconds()/float64(b.N), "cpu_s/check")
 }
 
 // BenchmarkVerifyBundle1M verifies the exported bundle of 2^20 entries.
 func BenchmarkVerifyBundle1M(b *testing.B) {
 	_, bundle := benchFixture(b)
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu0 := cputime.Process()
 	for i := 0; i < b.N; i++ {
 		rep, err := VerifyBundle(bundle, VerifyOptions{Org: testPeerID()})
 		if err != nil {
@@ -255,7 +247,7 @@ func BenchmarkVerifyBundle1M(b *testing.B) {
 	s := b.Elapsed().Seconds() / float64(b.N)
 	b.ReportMetric(s, "s/verify")
 	b.ReportMetric(s/floorMerkleRoot1M, "x_merkle_floor")
-	b.ReportMetric((cpuTime()-cpu0).Seconds()/float64(b.N), "cpu_s/verify")
+	b.ReportMetric((cputime.Process()-cpu0).Seconds()/float64(b.N), "cpu_s/verify")
 }
 
 // BenchmarkProof builds and verifies inclusion and consistency proofs in

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aspnode/asp/internal/cputime"
 	"github.com/aspnode/asp/ledger"
 	"github.com/aspnode/asp/node/api"
 	"github.com/aspnode/asp/p2p"
@@ -243,7 +244,7 @@ func BenchmarkCommitments256(b *testing.B) {
 	ids := make([]string, total)
 	b.ResetTimer()
 	start := time.Now()
-	cpu0 := processCPU()
+	cpu0 := cputime.Process()
 	st0 := [2]ledger.Stats{p.buyerNode.led.Stats(), p.vendorNode.led.Stats()}
 	for w := 0; w < conc; w++ {
 		wg.Add(1)
@@ -264,7 +265,7 @@ func BenchmarkCommitments256(b *testing.B) {
 		awaitActive(b, p.vendorNode, id)
 	}
 	el := time.Since(start)
-	cpu := processCPU() - cpu0
+	cpu := cputime.Process() - cpu0
 	b.StopTimer()
 	b.ReportMetric(float64(total)/el.Seconds(), "commitments/s")
 	// CPU spent per commitment by both nodes (and the driving goroutines),

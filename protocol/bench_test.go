@@ -3,29 +3,19 @@ package protocol
 import (
 	"crypto/ed25519"
 	"crypto/sha256"
-	"syscall"
 	"testing"
 	"time"
-)
 
-// cpuNS returns the process's user+system CPU time. The machine these
-// benchmarks run on is shared, so wall-clock ns/op swings with the load;
-// cpu-ns/op (reported next to it) does not.
-func cpuNS() int64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return ru.Utime.Nano() + ru.Stime.Nano()
-}
+	"github.com/aspnode/asp/internal/cputime"
+)
 
 // cpuMetric starts measuring; call the result when the loop is done.
 func cpuMetric(b *testing.B) func() {
 	b.ResetTimer()
-	start := cpuNS()
+	start := int64(cputime.Process())
 	return func() {
 		b.StopTimer()
-		b.ReportMetric(float64(cpuNS()-start)/float64(b.N), "cpu-ns/op")
+		b.ReportMetric(float64(int64(cputime.Process())-start)/float64(b.N), "cpu-ns/op")
 	}
 }
 

@@ -11,10 +11,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/aspnode/asp/internal/cputime"
 	"github.com/aspnode/asp/p2p"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -273,10 +273,10 @@ func BenchmarkGossip100(b *testing.B) {
 		starts = make([]time.Time, 0, b.N)
 	)
 	// The network's own upkeep (heartbeats, DHT), with nothing published.
-	idle0, idleStart := cpuTime(), time.Now()
+	idle0, idleStart := cputime.Process(), time.Now()
 	time.Sleep(2 * time.Second)
-	idle := float64(cpuTime()-idle0) / float64(time.Since(idleStart)) // cores busy
-	cpu0, wall0 := cpuTime(), time.Now()
+	idle := float64(cputime.Process()-idle0) / float64(time.Since(idleStart)) // cores busy
+	cpu0, wall0 := cputime.Process(), time.Now()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		origin := rng.IntN(len(bn.svcs))
@@ -303,7 +303,7 @@ func BenchmarkGossip100(b *testing.B) {
 		t99 = append(t99, at[want-1].Sub(start))
 	}
 	b.StopTimer()
-	cpu := cpuTime() - cpu0
+	cpu := cputime.Process() - cpu0
 	wall := time.Since(wall0)
 	// Let the last deliveries land, then gather every node's.
 	for k, h := range hashes {
@@ -356,15 +356,6 @@ func pct(d []time.Duration, p int) time.Duration {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-// cpuTime is the CPU time (user and system) the process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // loadAverage is the machine's one-minute load average (Linux), which says
 // how much of the CPU the benchmark had.

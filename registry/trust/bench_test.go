@@ -5,20 +5,11 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
-)
 
-// cpuTime is the process's user+system CPU time, a figure less sensitive
-// than wall time to other processes sharing the cores.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
+	"github.com/aspnode/asp/internal/cputime"
+)
 
 // synth makes n evidence items among agents agents in orgs organisations,
 // deterministically for seed: random cross-organisation pairs, 95 %
@@ -96,11 +87,11 @@ func BenchmarkCompute(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	var s *Snapshot
-	cpu0 := cpuTime()
+	cpu0 := cputime.Process()
 	for i := 0; b.Loop(); i++ {
 		s = m.Compute("12D3KooWorg00000", benchNow.Add(time.Duration(i)*time.Hour))
 	}
-	b.ReportMetric((cpuTime()-cpu0).Seconds()/float64(b.N), "cpu-s/op")
+	b.ReportMetric((cputime.Process()-cpu0).Seconds()/float64(b.N), "cpu-s/op")
 	n, _ := s.Iterations()
 	b.ReportMetric(float64(n), "iterations")
 }
@@ -115,9 +106,9 @@ func BenchmarkAdd(b *testing.B) {
 		b.StopTimer()
 		m, _ := New(Config{})
 		b.StartTimer()
-		c0 := cpuTime()
+		c0 := cputime.Process()
 		m.AddAll(big.evs)
-		cpu += cpuTime() - c0
+		cpu += cputime.Process() - c0
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(big.evs)), "ns/item")
 	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N)/float64(len(big.evs)), "cpu-ns/item")
