@@ -135,8 +135,8 @@ func (n *Node) checkReceipt(c *commitment, raw, keyCert []byte) error {
 func (n *Node) checkReceiptCheckpoint(r *protocol.Receipt, keyCert []byte) error {
 	origin := ledger.OriginFor(r.Org)
 	var v note.Verifier
-	if known, ok := n.keyCerts.Load(string(keyCert)); ok && known.(keyCertEntry).org == r.Org {
-		v = known.(keyCertEntry).v
+	if known, ok := n.keyCerts.get(string(keyCert)); ok && known.org == r.Org {
+		v = known.v
 	} else {
 		var kc ledger.KeyCertificate
 		if err := json.Unmarshal(keyCert, &kc); err != nil {
@@ -152,49 +152,24 @@ func (n *Node) checkReceiptCheckpoint(r *protocol.Receipt, keyCert []byte) error
 		if v, err = kc.Verifier(); err != nil {
 			return fmt.Errorf("%w: %v", protocol.ErrBadSignature, err)
 		}
-		n.keyCerts.Store(string(keyCert), keyCertEntry{org: r.Org, v: v})
+		n.keyCerts.add(string(keyCert), keyCertEntry{org: r.Org, v: v})
 	}
 	// Under load one checkpoint covers many receipts: a checkpoint already
 	// verified for this organisation is not verified again.
-	size, ok := n.checkpoints.get(r.Org, r.Checkpoint)
+	ck := r.Org + "\n" + string(r.Checkpoint)
+	size, ok := n.checkpoints.get(ck)
 	if !ok {
 		cp, _, err := ledger.ParseCheckpoint(r.Checkpoint, origin, v)
 		if err != nil {
 			return fmt.Errorf("%w: receipt checkpoint: %v", protocol.ErrBadSignature, err)
 		}
 		size = cp.Size
-		n.checkpoints.add(r.Org, r.Checkpoint, size)
+		n.checkpoints.add(ck, size)
 	}
 	if size <= r.LedgerIndex {
 		return fmt.Errorf("%w: checkpoint of size %d does not cover entry %d", protocol.ErrMalformed, size, r.LedgerIndex)
 	}
 	return nil
-}
-
-// checkpointCache remembers counterparties' checkpoints whose signatures
-// verified, with their sizes. It holds at most checkpointCacheMax entries
-// and starts afresh when full.
-type checkpointCache struct {
-	mu sync.Mutex
-	m  map[string]uint64 // org + "\n" + signed note -> tree size
-}
-
-const checkpointCacheMax = 1 << 12
-
-func (c *checkpointCache) get(org string, signed []byte) (uint64, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	size, ok := c.m[org+"\n"+string(signed)]
-	return size, ok
-}
-
-func (c *checkpointCache) add(org string, signed []byte, size uint64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil || len(c.m) >= checkpointCacheMax {
-		c.m = make(map[string]uint64)
-	}
-	c.m[org+"\n"+string(signed)] = size
 }
 
 func (n *Node) ensureOurReceipt(ctx context.Context, c *commitment) error {

@@ -90,14 +90,16 @@ type Node struct {
 	m    *metrics
 	bus  *bus
 	ckpt checkpointer
-	sigs sigCache // signatures already verified or made here
+	sigs *sigCache // signatures already verified or made here
 	// keyCert is our ledger's checkpoint-key certificate (JSON), sent with
 	// every receipt so the counterparty can check the receipt's checkpoint.
 	keyCert []byte
-	// keyCerts holds counterparties' verified checkpoint-key certificates.
-	keyCerts sync.Map // string(cert JSON) -> keyCertEntry
-	// checkpoints holds counterparties' checkpoints already verified.
-	checkpoints checkpointCache
+	// keyCerts holds counterparties' verified checkpoint-key certificates,
+	// by certificate (JSON).
+	keyCerts memo[keyCertEntry]
+	// checkpoints holds the sizes of counterparties' verified checkpoints,
+	// by organisation + "\n" + signed note.
+	checkpoints memo[uint64]
 	pcfg        protocol.Config
 
 	agentMu sync.Mutex // serialises agent creation and removal
@@ -140,8 +142,11 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 		tokens:      make(map[string]*localAgent),
 		sessions:    make(map[string]*session),
 		commitments: make(map[string]*commitment),
+		sigs:        newSigCache(),
+		keyCerts:    memo[keyCertEntry]{max: keyCertCacheMax},
+		checkpoints: memo[uint64]{max: checkpointCacheMax},
 	}
-	n.pcfg = protocol.Config{InviteTimeout: cfg.InviteTimeout, Verified: &n.sigs}
+	n.pcfg = protocol.Config{InviteTimeout: cfg.InviteTimeout, Verified: n.sigs}
 	return n, nil
 }
 

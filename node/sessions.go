@@ -156,7 +156,7 @@ func (n *Node) prepare(s *session, p protocol.Performative, body protocol.Body, 
 	if err := env.Seal(s.local.key, s.local.cert); err != nil {
 		return nil, err
 	}
-	env.SealedBy(&n.sigs)
+	env.SealedBy(n.sigs)
 	return env, nil
 }
 
