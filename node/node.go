@@ -113,9 +113,11 @@ type Node struct {
 
 	ext extensions // registry, trust: optional parts wired in Start
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
 
 	httpSrv *http.Server
 	apiURL  string
@@ -306,17 +308,25 @@ func (n *Node) run() {
 // Close shuts the node down: the API stops taking requests, sessions are
 // left consistent (every acknowledged move is durable), the ledger is synced
 // and closed. Close is safe to call more than once.
+//
+// The host and the ledger stay referenced after Close: a goroutine still
+// finishing a request (the timer loop, a peer's stream handler) gets their
+// "closed" errors, never a nil pointer.
 func (n *Node) Close() error {
 	if n.cancel == nil {
 		return nil
 	}
+	n.closeOnce.Do(func() { n.closeErr = n.close() })
+	return n.closeErr
+}
+
+func (n *Node) close() error {
 	var errs []error
 	if n.httpSrv != nil {
 		os.Remove(filepath.Join(n.cfg.Home, APIFile))
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		_ = n.httpSrv.Shutdown(ctx)
 		cancel()
-		n.httpSrv = nil
 	}
 	if n.bus != nil {
 		n.bus.closeAll()
@@ -325,16 +335,13 @@ func (n *Node) Close() error {
 	n.stopExtensions()
 	if n.host != nil {
 		errs = append(errs, n.host.Close())
-		n.host = nil
 	}
 	n.wg.Wait()
 	if n.led != nil {
 		errs = append(errs, n.led.Close())
-		n.led = nil
 	}
 	if n.st != nil {
 		errs = append(errs, n.st.Close())
-		n.st = nil
 	}
 	return errors.Join(errs...)
 }
