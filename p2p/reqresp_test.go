@@ -172,15 +172,20 @@ func TestHostileFrames(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if _, err := s.Write(tc.send); err != nil {
+				// The server may reset the stream as soon as it has read
+				// the length prefix, before the rest of the write is out:
+				// a reset seen by the write is the same answer.
+				if _, err = s.Write(tc.send); err != nil && !errors.Is(err, network.ErrReset) {
 					t.Fatal(err)
 				}
-				if tc.name == "truncated" {
-					_ = s.CloseWrite()
+				if err == nil {
+					if tc.name == "truncated" {
+						_ = s.CloseWrite()
+					}
+					_ = s.SetReadDeadline(time.Now().Add(10 * time.Second))
+					buf := make([]byte, 16)
+					_, err = s.Read(buf)
 				}
-				_ = s.SetReadDeadline(time.Now().Add(10 * time.Second))
-				buf := make([]byte, 16)
-				_, err = s.Read(buf)
 				if !errors.Is(err, network.ErrReset) {
 					t.Fatalf("%s: read got %v, want a stream reset", tc.name, err)
 				}
