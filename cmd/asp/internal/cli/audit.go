@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 
 	"github.com/spf13/cobra"
 
@@ -175,7 +176,11 @@ func verifyBundle(path, org string) (VerifyResult, error) {
 // receipt must decode and its signatures verify, so that a changed term is
 // caught even if a forger recomputed every hash and re-signed every
 // checkpoint.
+//
+// verify is safe for concurrent use: ledger.VerifyBundle calls it from
+// several goroutines at once.
 type entryVerifier struct {
+	mu     sync.Mutex
 	signed int // entries whose signatures were checked
 	kinds  map[string]uint64
 }
@@ -183,8 +188,13 @@ type entryVerifier struct {
 func newEntryVerifier() *entryVerifier { return &entryVerifier{kinds: map[string]uint64{}} }
 
 func (v *entryVerifier) verify(e ledger.Entry) error {
+	// The signatures are checked outside the lock: that is the work the
+	// bundle verifier spreads over its goroutines.
+	err := ledger.VerifyProtocolBody(e)
+	v.mu.Lock()
+	defer v.mu.Unlock()
 	v.kinds[e.Kind.String()]++
-	if err := ledger.VerifyProtocolBody(e); err != nil {
+	if err != nil {
 		return err
 	}
 	switch e.Kind {
