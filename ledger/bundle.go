@@ -107,7 +107,9 @@ func (l *Ledger) Export(ctx context.Context, path string, extra BundleExtras) er
 }
 
 // WriteBundle writes the bundle that Export writes, as a tar stream, to w.
-func (l *Ledger) WriteBundle(ctx context.Context, w io.Writer, extra BundleExtras) error {
+func (l *Ledger) WriteBundle(ctx context.Context, w io.Writer, extra BundleExtras) (err error) {
+	defer func() { err = l.dmg.storeErr(err) }()
+	defer recoverFatal(&err)
 	latest, err := l.Checkpoint(ctx)
 	if err != nil {
 		return err

@@ -23,14 +23,15 @@ import (
 // tail, and a checkpoint that does not match the entries.
 //
 // Check reads a consistent snapshot; appends may continue meanwhile.
-func (l *Ledger) Check(ctx context.Context) error {
+func (l *Ledger) Check(ctx context.Context) (err error) {
 	if err := l.rlock(); err != nil {
 		return err
 	}
 	defer l.runlock()
+	defer recoverFatal(&err)
 	snap := l.db.NewSnapshot()
 	defer snap.Close()
-	return checkStore(ctx, snap, l.opts.Origin)
+	return l.dmg.storeErr(checkStore(ctx, snap, l.opts.Origin))
 }
 
 // checkStore is Check on a reader.

@@ -160,13 +160,14 @@ func parseCheckpointRecord(size uint64, v []byte) (cpRecord, error) {
 
 // LatestCheckpoint returns the signed checkpoint of the largest size signed
 // so far, without signing anything. ErrNotFound if none was signed.
-func (l *Ledger) LatestCheckpoint() ([]byte, error) {
+func (l *Ledger) LatestCheckpoint() (_ []byte, err error) {
+	defer func() { err = l.dmg.storeErr(err) }()
 	if err := l.rlock(); err != nil {
 		return nil, err
 	}
 	defer l.runlock()
 	var out []byte
-	err := eachCheckpoint(l.db, true, func(size uint64, r cpRecord) (bool, error) {
+	err = eachCheckpoint(l.db, true, func(size uint64, r cpRecord) (bool, error) {
 		if r.state == cpSigned {
 			out = bytes.Clone(r.text)
 			return false, nil
@@ -184,7 +185,8 @@ func (l *Ledger) LatestCheckpoint() ([]byte, error) {
 
 // CheckpointAt returns the stored signed checkpoint for a size.
 // ErrNotFound if that size was never signed.
-func (l *Ledger) CheckpointAt(size uint64) ([]byte, error) {
+func (l *Ledger) CheckpointAt(size uint64) (_ []byte, err error) {
+	defer func() { err = l.dmg.storeErr(err) }()
 	if err := l.rlock(); err != nil {
 		return nil, err
 	}

@@ -45,8 +45,12 @@ var (
 // errors.Is(err, ErrCorruption) holds for every CorruptionError.
 type CorruptionError struct {
 	// What is the kind of item: "entry", "tile", "tree", "checkpoint",
-	// "index", "certificate" or "format".
+	// "index", "certificate", "format", or "file" for a store file whose
+	// checksums fail (then File names it), or "store" for other damage
+	// Pebble reports.
 	What string
+	// File is the path of the damaged store file when What is "file".
+	File string
 	// Index is the index of the bad entry when What is "entry"; the tree size
 	// of the checkpoint when What is "checkpoint"; otherwise informative.
 	Index uint64
@@ -58,6 +62,8 @@ func (e *CorruptionError) Error() string {
 	switch e.What {
 	case "entry", "checkpoint":
 		return fmt.Sprintf("ledger: corruption: %s %d: %s", e.What, e.Index, e.Reason)
+	case "file":
+		return fmt.Sprintf("ledger: corruption: store file %s: %s", e.File, e.Reason)
 	default:
 		return fmt.Sprintf("ledger: corruption: %s: %s", e.What, e.Reason)
 	}

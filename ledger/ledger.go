@@ -67,6 +67,9 @@ type Ledger struct {
 	// broken is set when Open found the tree inconsistent (ReadOnly only).
 	broken error
 
+	// dmg records the damaged store files Pebble reports (damage.go).
+	dmg *damage
+
 	queue   chan *request
 	closing chan struct{}
 	done    chan struct{}
@@ -138,12 +141,14 @@ func Open(dir string, opts Options) (*Ledger, error) {
 
 	cache := pebble.NewCache(32 << 20)
 	defer cache.Unref()
+	dmg := new(damage)
 	po := &pebble.Options{
-		FS:           opts.FS,
-		Logger:       pebbleLogger{opts.Logger},
-		ReadOnly:     opts.ReadOnly,
-		Cache:        cache,
-		MemTableSize: 64 << 20,
+		FS:            opts.FS,
+		Logger:        pebbleLogger{opts.Logger},
+		EventListener: eventListener(opts.Logger, dmg),
+		ReadOnly:      opts.ReadOnly,
+		Cache:         cache,
+		MemTableSize:  64 << 20,
 	}
 	// Entries are read in long runs (Check, Export, Entries): larger
 	// blocks mean fewer block reads per entry.
@@ -155,9 +160,10 @@ func Open(dir string, opts Options) (*Ledger, error) {
 	}
 	db, err := openPebble(dir, po)
 	if err != nil {
-		return nil, fmt.Errorf("open ledger: %w", err)
+		return nil, fmt.Errorf("open ledger: %w", dmg.storeErr(err))
 	}
 	l := &Ledger{
+		dmg:     dmg,
 		db:      db,
 		opts:    opts,
 		now:     opts.Now,
@@ -166,7 +172,7 @@ func Open(dir string, opts Options) (*Ledger, error) {
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
 	}
-	if err := func() (err error) { defer recoverFatal(&err); return l.load() }(); err != nil {
+	if err := func() (err error) { defer recoverFatal(&err); return dmg.storeErr(l.load()) }(); err != nil {
 		if !opts.ReadOnly || !errors.Is(err, ErrCorruption) {
 			db.Close()
 			return nil, fmt.Errorf("open ledger: %w", err)
@@ -415,7 +421,8 @@ func (l *Ledger) Stats() Stats {
 }
 
 // Entry returns entry i. Requires i < Size(); otherwise ErrNotFound.
-func (l *Ledger) Entry(i uint64) (Entry, error) {
+func (l *Ledger) Entry(i uint64) (_ Entry, err error) {
+	defer func() { err = l.dmg.storeErr(err) }()
 	if err := l.rlock(); err != nil {
 		return Entry{}, err
 	}
@@ -451,7 +458,8 @@ func decodeAt(i uint64, b []byte) (Entry, error) {
 
 // EntryHash returns the leaf hash of entry i (the value entry i+1 records
 // as PrevHash). Requires i < Size().
-func (l *Ledger) EntryHash(i uint64) ([32]byte, error) {
+func (l *Ledger) EntryHash(i uint64) (_ [32]byte, err error) {
+	defer func() { err = l.dmg.storeErr(err) }()
 	if err := l.rlock(); err != nil {
 		return [32]byte{}, err
 	}
@@ -468,7 +476,8 @@ func (l *Ledger) EntryHash(i uint64) ([32]byte, error) {
 
 // Entries returns up to limit entries starting at index from, in order.
 // It returns fewer when the log ends first, and none when from ≥ Size().
-func (l *Ledger) Entries(from, limit uint64) ([]Entry, error) {
+func (l *Ledger) Entries(from, limit uint64) (_ []Entry, err error) {
+	defer func() { err = l.dmg.storeErr(err) }()
 	if err := l.rlock(); err != nil {
 		return nil, err
 	}
@@ -526,7 +535,8 @@ func (l *Ledger) ByKind(k Kind, from, limit uint64) ([]Entry, error) {
 }
 
 // byIndex reads entries through an index whose keys are prefix + index(8).
-func (l *Ledger) byIndex(prefix []byte, from, limit uint64) ([]Entry, error) {
+func (l *Ledger) byIndex(prefix []byte, from, limit uint64) (_ []Entry, err error) {
+	defer func() { err = l.dmg.storeErr(err) }()
 	if err := l.rlock(); err != nil {
 		return nil, err
 	}
