@@ -105,6 +105,11 @@ func (l *Ledger) checkpointLocked(size uint64, root [32]byte) (signed []byte, er
 	if err := setRecovering(l.db, key, append([]byte{cpIntent}, body...), pebble.Sync); err != nil {
 		return nil, fail(fmt.Errorf("checkpoint: record: %w", err))
 	}
+	// A signed checkpoint for this size may now reach counterparties: the
+	// store must never open below it (acked.go).
+	if err := l.ack.advance(size, root, false); err != nil {
+		return nil, fail(fmt.Errorf("checkpoint: %w", err))
+	}
 	signed, err = note.Sign(&note.Note{Text: string(body)}, l.opts.Signer)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint: sign: %w", err)

@@ -29,6 +29,7 @@ const (
 	KindRuling           Kind = 10 // an arbiter's ruling
 	KindKeyEvent         Kind = 11 // a key was created, certified or retired
 	KindAgent            Kind = 12 // an agent was created or removed
+	KindRollback         Kind = 13 // the ledger was opened below its acknowledged size, on purpose (Options.AllowRollback)
 )
 
 var kindNames = [...]string{
@@ -44,6 +45,7 @@ var kindNames = [...]string{
 	KindRuling:           "ruling",
 	KindKeyEvent:         "key-event",
 	KindAgent:            "agent",
+	KindRollback:         "rollback",
 }
 
 // String returns the kind's name, for example "commitment", or "kind-N" for

@@ -6,6 +6,7 @@ import "encoding/binary"
 // space; integers are big-endian so that keys sort in index order.
 //
 //	"\x00format"                      format version (uint32)
+//	"\x00ackfile"                     present once the store has an acknowledged-size file (acked.go)
 //	"T"                               tree head: size, tip, root (tree.go)
 //	"e" index                         entry encoding
 //	"t" level(1) index(8)             full tile (tree.go)
@@ -26,8 +27,9 @@ const (
 )
 
 var (
-	keyFormat = []byte("\x00format")
-	keyTree   = []byte("T")
+	keyFormat  = []byte("\x00format")
+	keyAckFile = []byte("\x00ackfile")
+	keyTree    = []byte("T")
 )
 
 // FormatVersion is the store format this build writes. Open refuses a store

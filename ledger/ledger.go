@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -52,6 +53,13 @@ type Options struct {
 	// MaxBatch bounds the records that one group commit writes. Default 8192.
 	MaxBatch int
 
+	// AllowRollback opens a store that holds fewer entries than the ledger
+	// acknowledged (see ErrRolledBack), on purpose: Open logs it as an
+	// error, appends a KindRollback entry saying what was acknowledged and
+	// what was found, and records the new size as acknowledged. Without it
+	// (the default) Open refuses such a store. Ignored when ReadOnly.
+	AllowRollback bool
+
 	// Pebble, if set, is called last on the Pebble options (for tuning).
 	Pebble func(*pebble.Options)
 }
@@ -69,6 +77,11 @@ type Ledger struct {
 
 	// dmg records the damaged store files Pebble reports (damage.go).
 	dmg *damage
+
+	// ack is the acknowledged-size record (acked.go); fresh is set when
+	// Open created the store.
+	ack   *ackFile
+	fresh bool
 
 	queue   chan *request
 	closing chan struct{}
@@ -180,8 +193,21 @@ func Open(dir string, opts Options) (*Ledger, error) {
 		l.broken = err
 		l.mu.state = newTreeState()
 	}
+	var rolledBack *RolledBackError
+	if l.broken == nil {
+		l.ack, err = l.checkAck(dir, l.fresh)
+		if errors.As(err, &rolledBack) && opts.AllowRollback && !opts.ReadOnly {
+			err = nil
+		}
+		if err != nil {
+			l.ack.close()
+			db.Close()
+			return nil, fmt.Errorf("open ledger: %w", dmg.storeErr(err))
+		}
+	}
 	if opts.KeyCertificate != nil && !opts.ReadOnly {
 		if err := l.storeCertificate(opts.KeyCertificate); err != nil {
+			l.ack.close()
 			db.Close()
 			return nil, fmt.Errorf("open ledger: %w", err)
 		}
@@ -191,7 +217,36 @@ func Open(dir string, opts Options) (*Ledger, error) {
 	} else {
 		go l.run()
 	}
+	if rolledBack != nil {
+		if err := l.recordRollback(dir, rolledBack); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("open ledger: %w", err)
+		}
+	}
 	return l, nil
+}
+
+// recordRollback appends a KindRollback entry for a rollback that
+// Options.AllowRollback accepted, and makes the new size the acknowledged
+// one.
+func (l *Ledger) recordRollback(dir string, rb *RolledBackError) error {
+	rb.Dir = dir
+	l.log.Error("LEDGER ROLLED BACK: starting anyway because rollback is allowed; recording it in the ledger",
+		"dir", dir, "acknowledged", rb.Acknowledged, "found", rb.Found, "record_missing", rb.Missing)
+	if _, err := l.Append(context.Background(), Record{Kind: KindRollback, Body: rollbackBody(rb)}); err != nil {
+		return fmt.Errorf("record rollback: %w", err)
+	}
+	st := l.state()
+	if rb.Missing {
+		l.ack.close()
+		a, err := createAck(l.opts.FS, dir, st.size, st.root)
+		if err != nil {
+			return err
+		}
+		l.ack = a
+		return nil
+	}
+	return l.ack.advance(st.size, st.root, true)
 }
 
 // openPebble opens the store, turning a Pebble fatal error into an error.
@@ -214,6 +269,7 @@ func (l *Ledger) load() error {
 		if !empty {
 			return corrupt("format", "store holds data but no format version")
 		}
+		l.fresh = true
 		if !l.opts.ReadOnly {
 			if err := l.db.Set(keyFormat, binary.BigEndian.AppendUint32(nil, FormatVersion), pebble.Sync); err != nil {
 				return err
@@ -365,9 +421,21 @@ func (l *Ledger) Close() error {
 	l.closeMu.Unlock()
 	<-l.done
 	var err error
+	if !l.opts.ReadOnly && l.failure() == nil {
+		// Every committed entry is synced: acknowledge them all, so that
+		// a damaged log is caught on the next Open even without a
+		// checkpoint since.
+		st := l.state()
+		err = l.ack.advance(st.size, st.root, false)
+	}
+	if cerr := l.ack.close(); err == nil {
+		err = cerr
+	}
 	func() {
 		defer recoverFatal(&err)
-		err = l.db.Close()
+		if cerr := l.db.Close(); err == nil {
+			err = cerr
+		}
 	}()
 	return err
 }

@@ -67,6 +67,11 @@ type Config struct {
 	MDNS bool `yaml:"mdns"`
 	// LogLevel is debug, info (default), warn or error.
 	LogLevel string `yaml:"logLevel"`
+	// AllowRollback starts the node on a ledger that holds fewer entries
+	// than it acknowledged (ledger.ErrRolledBack), recording the rollback
+	// in the ledger (ledger.Options.AllowRollback). Only from the command
+	// line (asp node --allow-rollback), never from the file.
+	AllowRollback bool `yaml:"-"`
 }
 
 // DefaultConfig is the configuration asp init writes.

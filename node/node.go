@@ -389,6 +389,7 @@ func (n *Node) openLedger() error {
 		Signer:         signer,
 		KeyCertificate: cert,
 		Now:            n.opts.clock,
+		AllowRollback:  n.cfg.AllowRollback,
 	})
 	if err != nil {
 		return fmt.Errorf("open ledger: %w", err)

@@ -14,15 +14,22 @@ import (
 func (a *app) nodeCommand() *cobra.Command {
 	var home, apiAddr string
 	var listen, bootstrap []string
+	var allowRollback bool
 	cmd := &cobra.Command{
-		Use:   "node --home DIR [--api HOST:PORT] [--listen MULTIADDR]... [--bootstrap MULTIADDR]...",
+		Use:   "node --home DIR [--api HOST:PORT] [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--allow-rollback]",
 		Short: "Run a node until SIGINT or SIGTERM",
 		Long: `Run a node until SIGINT or SIGTERM.
 
 Settings come from DIR/config.yaml; flags override them. Once the API serves,
 the node writes its base URL to DIR/api (removed on exit) and logs "ready".
 On SIGINT or SIGTERM it closes its sessions, syncs its ledger and exits; a
-second signal exits at once.`,
+second signal exits at once.
+
+A node refuses to start on a ledger that holds fewer entries than it has
+acknowledged (a damaged write-ahead log, an older backup restored): restore
+the ledger from a backup that holds them. --allow-rollback starts anyway, on
+purpose: the node logs it as an error and records the rollback in its ledger
+(an entry of kind rollback naming the acknowledged and the found size).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := requireFlag("home", home); err != nil {
@@ -41,6 +48,7 @@ second signal exits at once.`,
 			if cmd.Flags().Changed("bootstrap") {
 				cfg.Bootstrap = bootstrap
 			}
+			cfg.AllowRollback = allowRollback
 			if a.logLevel == "" {
 				if err := a.setupLog(cfg.LogLevel); err != nil {
 					return err
@@ -54,6 +62,7 @@ second signal exits at once.`,
 	f.StringVar(&apiAddr, "api", "", "local HTTP API address (default from config: 127.0.0.1:0, a free port)")
 	f.StringArrayVar(&listen, "listen", nil, "libp2p listen multiaddr (repeatable; replaces the config's)")
 	f.StringArrayVar(&bootstrap, "bootstrap", nil, "bootstrap peer multiaddr with /p2p/<peer id> (repeatable; replaces the config's)")
+	f.BoolVar(&allowRollback, "allow-rollback", false, "start even if the ledger holds fewer entries than it acknowledged (restored backup, damaged log); recorded in the ledger")
 	return cmd
 }
 
