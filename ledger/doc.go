@@ -47,6 +47,14 @@
 //  9. After a write fails, whether it reached the disk is unknown: the
 //     ledger accepts no more writes (ErrFailed) until it is reopened, and
 //     Open recovers exactly what was durable.
+//  10. Open never returns a ledger smaller than the size it acknowledged
+//     (the size of its latest synced checkpoint intent or clean Close, kept
+//     outside Pebble in AckFile), nor of that size with another root: it
+//     returns a *RolledBackError instead, unless Options.AllowRollback,
+//     which records a KindRollback entry (acked.go).
+//
+// A damaged store file (a table block or log record whose checksum fails)
+// is an error naming the file, never a panic (damage.go).
 //
 // Build with -tags invariants to re-derive the tree state after every
 // commit (internal/invariants).

@@ -161,7 +161,14 @@ func Open(dir string, opts Options) (*Ledger, error) {
 		EventListener: eventListener(opts.Logger, dmg),
 		ReadOnly:      opts.ReadOnly,
 		Cache:         cache,
-		MemTableSize:  64 << 20,
+		// Pebble preallocates each write-ahead log to 110% of
+		// MemTableSize and keeps a log per queued memtable until the
+		// queue holds MemTableSize (memtables start at 256 KiB and
+		// double), plus up to MemTableStopWritesThreshold+1 recycled
+		// logs. At 64 MiB a fresh ledger held eight logs of 70 MiB for
+		// 40 MiB of entries; at 4 MiB (Pebble's default) its logs take
+		// about 20 MiB at most, and every append is synced anyway.
+		MemTableSize: 4 << 20,
 	}
 	// Entries are read in long runs (Check, Export, Entries): larger
 	// blocks mean fewer block reads per entry.

@@ -178,10 +178,14 @@ func copyStore(dir, snap string) error {
 	if err != nil {
 		return err
 	}
-	// Manifest and markers first, tables next, logs last: the logs then
-	// hold at least everything the copied manifest does not.
+	// The acknowledged-size record first, then manifest and markers,
+	// tables next, logs last: the logs then hold at least everything the
+	// copied manifest does not, and every entry the copied record counts
+	// (the node syncs an entry before it counts it).
 	order := func(f fileState) int {
 		switch {
+		case f.name == ledger.AckFile:
+			return -1
 		case immutable(f.name):
 			return 1
 		case isLog(f.name):
