@@ -173,16 +173,12 @@ func syncDir(fs vfs.FS, dir string) error {
 	return err
 }
 
-// size returns the acknowledged size and root.
-func (a *ackFile) get() ackRecord {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.cur
-}
-
 // advance records {size, root} if size is larger than the recorded size
 // (or whatever it is, with reset), durably, before returning.
 func (a *ackFile) advance(size uint64, root [32]byte, reset bool) error {
+	if a == nil {
+		return nil // Open failed before the record was opened
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.f == nil {
