@@ -219,3 +219,54 @@ func TestAcknowledgedRecordDamage(t *testing.T) {
 		t.Fatalf("open without the record: %v; want a rollback naming the missing record", err)
 	}
 }
+
+// A flipped byte in a table file's data block is an error naming the file
+// from Check and the read methods, never a panic.
+func TestDamagedTableFile(t *testing.T) {
+	dir := t.TempDir()
+	l := openTest(t, vfs.Default, dir)
+	ctx := context.Background()
+	for i := 0; i < 3000; i += 100 {
+		var recs []Record
+		for j := i; j < i+100; j++ {
+			recs = append(recs, rec(j))
+		}
+		if _, err := l.Append(ctx, recs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	ssts, _ := filepath.Glob(filepath.Join(dir, "*.sst"))
+	if len(ssts) == 0 {
+		t.Fatal("no table file")
+	}
+	sort.Strings(ssts)
+	sst := ssts[len(ssts)-1]
+	b, err := os.ReadFile(sst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/4] ^= 0x40
+	if err := os.WriteFile(sst, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, ro := range []bool{false, true} {
+		opts := testOptions(t, vfs.Default)
+		opts.ReadOnly = ro
+		l, err := Open(dir, opts)
+		if err == nil {
+			err = l.Check(ctx)
+			if _, rerr := l.Entries(0, 3000); rerr == nil || !strings.Contains(rerr.Error(), filepath.Base(sst)) {
+				t.Errorf("read-only %v: Entries: %v; want the damaged file named", ro, rerr)
+			}
+			l.Close()
+		}
+		var ce *CorruptionError
+		if !errors.As(err, &ce) || ce.What != "file" || ce.File != sst {
+			t.Errorf("read-only %v: %v; want a corruption naming %s", ro, err, sst)
+		}
+	}
+}
