@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -123,6 +124,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Home == "" {
 		return errors.New("config: no home directory")
+	}
+	// NaN passes every comparison: name it, or minTrust: .nan would admit
+	// everyone while reading as a bound.
+	if math.IsNaN(c.MinTrust) || c.MinTrust < 0 || c.MinTrust > 100 {
+		return fmt.Errorf("config: minTrust %v: want a number from 0 to 100", c.MinTrust)
 	}
 	return nil
 }

@@ -265,6 +265,13 @@ func (n *Node) serveAPI() error {
 		return fmt.Errorf("api listen %s: %w", n.cfg.API, err)
 	}
 	n.apiURL = "http://" + ln.Addr().String()
+	if !isLoopback(ln.Addr()) {
+		// The API takes bearer tokens over plain HTTP and the admin token
+		// can create agents that sign for the organisation.
+		n.log.Warn("API listens beyond loopback: anyone who can reach "+ln.Addr().String()+
+			" can try bearer tokens, and tokens cross the network unencrypted; keep it on 127.0.0.1 or put TLS and a firewall in front",
+			"api", ln.Addr().String())
+	}
 	srv := &http.Server{
 		Handler:           n.handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -285,6 +292,13 @@ func (n *Node) serveAPI() error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// isLoopback reports whether a listener's address is a loopback address
+// (0.0.0.0 and :: are every interface, not loopback).
+func isLoopback(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
 }
 
 // run drives timers: invitation timeouts, offer expiry, resending what a

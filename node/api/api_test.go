@@ -416,7 +416,9 @@ func TestQueries(t *testing.T) {
 	if r := h.do("GET", "/v1/discover?capability=none", buyerToken, ""); string(r.body) != "{\"agents\":[]}\n" {
 		t.Fatalf("empty result %s", r.body)
 	}
-	for _, q := range []string{"", "?min_trust=5", "?capability=g&min_trust=x", "?capability=g&min_trust=101", "?capability=g&limit=-1", "?capability=g&limit=0"} {
+	for _, q := range []string{"", "?min_trust=5", "?capability=g&min_trust=x", "?capability=g&min_trust=101",
+		"?capability=g&min_trust=NaN", "?capability=g&min_trust=nan", "?capability=g&min_trust=Inf", "?capability=g&min_trust=-Inf",
+		"?capability=g&min_trust=-0.5", "?capability=g&min_trust=100.01", "?capability=g&min_trust=1e309", "?capability=g&limit=-1", "?capability=g&limit=0"} {
 		h.expect(h.do("GET", "/v1/discover"+q, buyerToken, ""), 400, CodeBadRequest)
 	}
 	ep := decode[EntriesPage](t, h.do("GET", "/v1/audit/entries?from=2&limit=2", adminToken, ""))

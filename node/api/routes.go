@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"math"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -414,8 +415,10 @@ func discoverQuery(q url.Values) (DiscoverQuery, error) {
 		return d, BadRequest("capability is required")
 	}
 	if s := q.Get("min_trust"); s != "" {
+		// NaN compares false with every bound: refuse it by name, as
+		// ParseFloat also reads "Inf" and "NaN".
 		v, err := strconv.ParseFloat(s, 64)
-		if err != nil || v < 0 || v > 100 {
+		if err != nil || math.IsNaN(v) || v < 0 || v > 100 {
 			return d, BadRequest("min_trust must be a number from 0 to 100")
 		}
 		d.MinTrust = v
