@@ -1,15 +1,15 @@
 package protocol
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"regexp"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/aspnode/asp/internal/strictjson"
 )
 
 // b64 is a byte string: a CBOR byte string, and in JSON a base64url
@@ -34,18 +34,20 @@ func (b *b64) UnmarshalJSON(data []byte) error {
 }
 
 // strictJSON decodes one JSON value into v, refusing unknown fields,
-// trailing data, and numbers where strings belong (ErrFloat).
+// duplicate keys at any depth, keys that name a field in another case,
+// trailing data (all ErrMalformed), and numbers where strings belong
+// (ErrFloat). encoding/json alone keeps the last of duplicate keys and
+// folds case, so a signer's software and a verifier's could read two
+// values from one signed form; strictjson leaves one reading.
 func strictJSON(data []byte, v any) error {
 	if len(data) > MaxEnvelopeSize*2 {
 		return fmt.Errorf("%w: %d bytes of JSON", ErrTooLarge, len(data))
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := strictjson.Decode(data, v); err != nil {
+		if errors.Is(err, strictjson.ErrTrailing) {
+			return fmt.Errorf("%w: trailing data after JSON value", ErrMalformed)
+		}
 		return classifyJSONError(err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("%w: trailing data after JSON value", ErrMalformed)
 	}
 	return nil
 }
