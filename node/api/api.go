@@ -32,6 +32,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aspnode/asp/internal/strictjson"
 	"github.com/aspnode/asp/protocol"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -419,14 +420,16 @@ func (c *call) readBody() ([]byte, error) {
 	return raw, nil
 }
 
+// decodeStrict decodes a request body into v: unknown fields, duplicate
+// keys at any depth (terms and body included) and keys that name a field
+// only in another case are refused, so the node acts on the value every
+// reader of the body sees.
 func decodeStrict(raw []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := strictjson.Decode(raw, v); err != nil {
+		if errors.Is(err, strictjson.ErrTrailing) {
+			return BadRequest("invalid JSON body: data after the object")
+		}
 		return BadRequest("invalid JSON body: %s", jsonErrText(err))
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return BadRequest("invalid JSON body: data after the object")
 	}
 	return nil
 }

@@ -656,3 +656,34 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("shared counters:\n%s", r.body)
 	}
 }
+
+// TestBodiesStrictJSON refuses bodies that encoding/json alone reads
+// without a word: a key given twice (the last wins) or a key in another
+// case (folded to the field), at the top level and inside terms and body.
+func TestBodiesStrictJSON(t *testing.T) {
+	h := newHarness(t)
+	sid := h.openSession()
+	msgs := "/v1/sessions/" + sid + "/messages"
+	for _, tc := range []struct{ path, tok, body string }{
+		{"/v1/agents", adminToken, `{"name":"seller","name":"admin"}`},
+		{"/v1/agents", adminToken, `{"Name":"seller"}`},
+		{"/v1/agents", adminToken, `{"name":"seller","capabilities":["gpu"],"Capabilities":["all"]}`},
+		{"/v1/sessions", buyerToken, `{"to":"` + eve + `","to":"` + vendor + `"}`},
+		{"/v1/sessions", buyerToken, `{"TO":"` + vendor + `"}`},
+		{msgs, buyerToken, `{"performative":"PROPOSE","performative":"ACCEPT"}`},
+		{msgs, buyerToken, `{"performative":"PROPOSE","terms":{"unitPrice":"9.99","unitPrice":"2.40"}}`},
+		{msgs, buyerToken, `{"performative":"PROPOSE","body":{"terms":{"quantity":"1","quantity":"1000"}}}`},
+		{msgs, buyerToken, `{"Performative":"PROPOSE"}`},
+		{"/v1/commitments/cmt_1/dispute", buyerToken, `{"reason":"late","reason":"none"}`},
+		{"/v1/commitments/cmt_1/dispute", buyerToken, `{"Reason":"late"}`},
+		{"/v1/commitments/cmt_1/fulfill", vendorToken, `{"evidence":{"hours":1000,"hours":1}}`},
+	} {
+		r := h.do("POST", tc.path, tc.tok, tc.body)
+		if r.status != 400 || r.errCode(t) != CodeBadRequest {
+			t.Errorf("POST %s %s: %d %s", tc.path, tc.body, r.status, r.body)
+		}
+	}
+	// The same bodies without the second key or in the field's case pass.
+	h.expect(h.do("POST", "/v1/agents", adminToken, `{"name":"seller"}`), 201, "")
+	h.expect(h.do("POST", msgs, buyerToken, `{"performative":"PROPOSE","terms":{"unitPrice":"2.40"}}`), 201, "")
+}
