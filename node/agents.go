@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"net/http"
 	"sort"
 	"time"
 
@@ -104,6 +105,12 @@ func (n *Node) CreateAgent(ctx context.Context, req api.CreateAgentRequest) (api
 	cert, err := protocol.IssueCertificate(n.orgKey, id, pub, req.Capabilities, now.Add(certValidity))
 	if err != nil {
 		return api.CreateAgentResponse{}, err
+	}
+	// A card over the limit is refused by every peer: such an agent could
+	// never be discovered, so it is not created.
+	if err := registry.CheckAgent(n.peerID, registry.Agent{Name: req.Name, Description: req.Description,
+		Capabilities: req.Capabilities, PublicKey: pub, Certificate: cert}); err != nil {
+		return api.CreateAgentResponse{}, &api.Error{Status: http.StatusBadRequest, Code: api.CodeBadRequest, Message: err.Error(), Err: err}
 	}
 	certBytes, err := cert.MarshalCBOR()
 	if err != nil {

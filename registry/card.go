@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aspnode/asp/internal/strictjson"
 	"github.com/aspnode/asp/protocol"
 	"github.com/fxamacker/cbor/v2"
 )
@@ -445,12 +446,12 @@ func (c *Card) MarshalJSON() ([]byte, error) {
 	return json.Marshal(j)
 }
 
-// UnmarshalJSON parses the JSON form. It does not verify the card.
+// UnmarshalJSON parses the JSON form strictly (a key given twice or in
+// another case than its field's is ErrMalformed, so a card reads as one
+// value to every reader). It does not verify the card.
 func (c *Card) UnmarshalJSON(b []byte) error {
 	var j jsonCard
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&j); err != nil {
+	if err := strictjson.Decode(b, &j); err != nil {
 		return fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	w := wireCard{

@@ -235,17 +235,25 @@ func (r *Registry) endpoints() []string {
 	if err != nil {
 		return nil
 	}
-	var out []string
+	var all []string
 	for _, a := range r.host.Addrs() {
 		s := a.Encapsulate(p2p.Multiaddr()).String()
 		if len(s) <= maxEndpointLen {
-			out = append(out, s)
+			all = append(all, s)
 		}
 	}
-	slices.Sort(out)
-	out = slices.Compact(out)
-	if len(out) > MaxEndpoints {
-		out = out[:MaxEndpoints]
+	slices.Sort(all)
+	all = slices.Compact(all)
+	// Within MaxEndpoints and EndpointBudget (3 bytes for the array's own
+	// header), so that a card CheckAgent passed stays within MaxCardSize.
+	var out []string
+	used := 3
+	for _, s := range all {
+		if len(out) == MaxEndpoints || used+endpointCost(s) > EndpointBudget {
+			break
+		}
+		out = append(out, s)
+		used += endpointCost(s)
 	}
 	return out
 }
