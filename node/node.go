@@ -275,7 +275,10 @@ func (n *Node) serveAPI() error {
 	srv := &http.Server{
 		Handler:           n.handler,
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
+		// Request bodies are bounded by the API itself
+		// (api.DefaultBodyTimeout); idle keep-alive connections are closed.
+		IdleTimeout: 2 * time.Minute,
+		ErrorLog:    slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
 	}
 	n.httpSrv = srv
 	n.wg.Add(1)

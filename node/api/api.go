@@ -27,6 +27,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,11 +44,16 @@ const DefaultMaxBodyBytes = 1 << 20
 // DefaultHeartbeat is the interval of SSE heartbeat comments.
 const DefaultHeartbeat = 15 * time.Second
 
+// DefaultBodyTimeout bounds the time a client may take to send a request
+// body.
+const DefaultBodyTimeout = 30 * time.Second
+
 type config struct {
-	reg       prometheus.Registerer
-	logger    *slog.Logger
-	heartbeat time.Duration
-	maxBody   int64
+	reg         prometheus.Registerer
+	logger      *slog.Logger
+	heartbeat   time.Duration
+	maxBody     int64
+	bodyTimeout time.Duration
 }
 
 // Option configures New.
@@ -75,6 +81,15 @@ func WithMaxBodyBytes(n int64) Option {
 	return func(c *config) { c.maxBody = n }
 }
 
+// WithBodyTimeout sets how long a client may take to send a request body,
+// from the moment the handler starts; a body not in by then is answered
+// 408 timeout and the connection closed. Default: DefaultBodyTimeout.
+// Requests without a body (server-sent events among them) are not bounded
+// by it.
+func WithBodyTimeout(d time.Duration) Option {
+	return func(c *config) { c.bodyTimeout = d }
+}
+
 type handler struct {
 	b       Backend
 	cfg     config
@@ -87,7 +102,8 @@ type handler struct {
 
 // New returns the HTTP handler of the API, serving b.
 func New(b Backend, opts ...Option) http.Handler {
-	cfg := config{logger: slog.Default(), heartbeat: DefaultHeartbeat, maxBody: DefaultMaxBodyBytes}
+	cfg := config{logger: slog.Default(), heartbeat: DefaultHeartbeat, maxBody: DefaultMaxBodyBytes,
+		bodyTimeout: DefaultBodyTimeout}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -167,6 +183,16 @@ func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w}
+	if r.Body != nil && r.Body != http.NoBody && h.cfg.bodyTimeout > 0 {
+		// A body that dribbles in would hold the connection and its
+		// goroutine for as long as the client likes: bound it. Once the
+		// body is read to its end, net/http lifts the deadline itself (its
+		// background read watches for the client leaving), so an answer
+		// may take longer; a body left unread stays bounded while the
+		// server discards it. A ResponseWriter other than the server's
+		// (tests) has no deadlines: then nothing is bounded.
+		_ = http.NewResponseController(sw).SetReadDeadline(time.Now().Add(h.cfg.bodyTimeout))
+	}
 	start := time.Now()
 	rt, params, allow := h.match(r)
 	label := "unmatched"
@@ -407,6 +433,9 @@ func (c *call) readBody() ([]byte, error) {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return nil, BadRequest("request body exceeds %d bytes", mbe.Limit)
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, Errorf(http.StatusRequestTimeout, CodeTimeout, "request body not received within %s", c.h.cfg.bodyTimeout)
 		}
 		return nil, BadRequest("read request body: %v", err)
 	}
