@@ -203,7 +203,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.m = newMetrics(n.reg)
 	n.bus = newBus(func() { n.m.eventsDropped.Inc() })
 
-	n.st, err = openState(filepath.Join(home, StateDir), n.opts.fs, n.log)
+	n.st, err = openState(filepath.Join(home, StateDir), n.opts.fs, n.log, n.orgKey.Seed())
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -22,22 +23,36 @@ import (
 //
 // Keys:
 //
-//	a/<name>        -> agentRecord (CBOR)
+//	a/<name>        -> agentRecord (CBOR), its seed sealed (seal.go)
 //	t/<sha256(tok)> -> agent name
+//	m/seeds-sealed  -> present once no seed is stored in clear in any file
+//
+// Its files are mode 0600 (privateFS). A store written before seeds were
+// sealed is migrated when opened: each seed is sealed in place, then the
+// store is flushed and compacted so that no file keeps the clear seed.
 type state struct {
-	db *pebble.DB
+	db   *pebble.DB
+	seal *sealer
 }
 
 // agentRecord is a hosted agent.
 type agentRecord struct {
-	Name         string    `cbor:"1,keyasint"`
-	Capabilities []string  `cbor:"2,keyasint"`
-	Description  string    `cbor:"3,keyasint,omitempty"`
-	Seed         []byte    `cbor:"4,keyasint"` // Ed25519 seed
-	Certificate  []byte    `cbor:"5,keyasint"` // protocol.Certificate, CBOR
-	TokenHash    []byte    `cbor:"6,keyasint"`
-	Created      time.Time `cbor:"7,keyasint"`
+	Name         string   `cbor:"1,keyasint"`
+	Capabilities []string `cbor:"2,keyasint"`
+	Description  string   `cbor:"3,keyasint,omitempty"`
+	// Seed is the Ed25519 seed, in memory. Stored only by a node from
+	// before sealing; a record read from the store has it unsealed.
+	Seed        []byte    `cbor:"4,keyasint,omitempty"`
+	Certificate []byte    `cbor:"5,keyasint"` // protocol.Certificate, CBOR
+	TokenHash   []byte    `cbor:"6,keyasint"`
+	Created     time.Time `cbor:"7,keyasint"`
+	// SealedSeed is Seed sealed with the node's identity (sealer.seal).
+	SealedSeed []byte `cbor:"8,keyasint,omitempty"`
+
+	clearOnDisk bool // read from the store with Seed in clear
 }
+
+var keySeedsSealed = []byte("m/seeds-sealed")
 
 func (a *agentRecord) key() ed25519.PrivateKey { return ed25519.NewKeyFromSeed(a.Seed) }
 
@@ -50,20 +65,89 @@ func (p pebbleLogger) Fatalf(format string, args ...any) {
 	panic(fmt.Sprintf(format, args...))
 }
 
-func openState(dir string, fs vfs.FS, log *slog.Logger) (*state, error) {
+// openState opens the state store in dir; identitySeed is the node's
+// identity key seed, from which the key sealing agent seeds is derived.
+func openState(dir string, fs vfs.FS, log *slog.Logger, identitySeed []byte) (*state, error) {
+	seal, err := newSealer(identitySeed)
+	if err != nil {
+		return nil, err
+	}
 	// The state store is small (agents and tokens): a small cache and
 	// memtable keep an idle node's memory down.
 	cache := pebble.NewCache(1 << 20)
 	defer cache.Unref()
 	opts := &pebble.Options{Logger: pebbleLogger{log}, Cache: cache, MemTableSize: 1 << 20}
-	if fs != nil {
+	if fs != nil && fs != vfs.Default {
 		opts.FS = fs
+	} else {
+		if err := makePrivate(dir); err != nil {
+			return nil, fmt.Errorf("open state %s: %w", dir, err)
+		}
+		opts.FS = privateFS{vfs.Default}
 	}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open state %s: %w", dir, err)
 	}
-	return &state{db: db}, nil
+	s := &state{db: db, seal: seal}
+	if err := s.sealClearSeeds(log); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open state %s: seal agent seeds: %w", dir, err)
+	}
+	return s, nil
+}
+
+// sealClearSeeds migrates a store written before seeds were sealed: every
+// seed stored in clear is sealed, in one synced batch, then the store is
+// flushed and compacted so that the clear seeds leave every file (the old
+// values and the write-ahead log that held them), and only then marked.
+// A crash in between repeats the work at the next open.
+func (s *state) sealClearSeeds(log *slog.Logger) error {
+	if _, c, err := s.db.Get(keySeedsSealed); err == nil {
+		c.Close()
+		return nil
+	} else if !errors.Is(err, pebble.ErrNotFound) {
+		return err
+	}
+	recs, err := s.agents()
+	if err != nil {
+		return err
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	n := 0
+	for _, r := range recs {
+		if !r.clearOnDisk {
+			continue
+		}
+		v, err := s.encode(r)
+		if err != nil {
+			return err
+		}
+		_ = b.Set([]byte("a/"+r.Name), v, nil)
+		n++
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return err
+	}
+	if err := s.db.Flush(); err != nil {
+		return err
+	}
+	if err := s.db.Compact(context.Background(), []byte{0}, []byte{0xff}, false); err != nil {
+		return err
+	}
+	if n > 0 {
+		log.Info("sealed agent seeds stored in clear", "agents", n)
+	}
+	return s.db.Set(keySeedsSealed, []byte{1}, pebble.Sync)
+}
+
+// encode returns the stored form of a: its seed sealed, never in clear.
+func (s *state) encode(a *agentRecord) ([]byte, error) {
+	stored := *a
+	stored.SealedSeed = s.seal.seal(a.Name, a.Seed)
+	stored.Seed = nil
+	return cbor.Marshal(&stored)
 }
 
 func (s *state) Close() error { return s.db.Close() }
@@ -83,7 +167,7 @@ func (s *state) putAgent(a *agentRecord) error {
 	} else if !errors.Is(err, pebble.ErrNotFound) {
 		return err
 	}
-	v, err := cbor.Marshal(a)
+	v, err := s.encode(a)
 	if err != nil {
 		return err
 	}
@@ -113,6 +197,19 @@ func (s *state) agents() ([]*agentRecord, error) {
 		var a agentRecord
 		if err := cbor.Unmarshal(it.Value(), &a); err != nil {
 			return nil, fmt.Errorf("state: agent %q: %w", it.Key(), err)
+		}
+		switch {
+		case a.SealedSeed != nil:
+			seed, err := s.seal.open(a.Name, a.SealedSeed)
+			if err != nil {
+				return nil, fmt.Errorf("state: agent %q: %w", a.Name, err)
+			}
+			a.Seed, a.SealedSeed = seed, nil
+		case a.Seed != nil:
+			a.clearOnDisk = true
+		}
+		if len(a.Seed) != ed25519.SeedSize {
+			return nil, fmt.Errorf("state: agent %q: seed of %d bytes", a.Name, len(a.Seed))
 		}
 		out = append(out, &a)
 	}
