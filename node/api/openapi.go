@@ -136,6 +136,9 @@ func (g *schemaGen) operation(rt *route, errRef map[string]any) map[string]any {
 	if rt.Access == accessAgent || rt.Access == accessAdmin {
 		errs = append(errs, http.StatusForbidden)
 	}
+	if rt.Request != nil {
+		errs = append(errs, http.StatusRequestTimeout) // a body sent too slowly
+	}
 	for _, st := range errs {
 		resp[fmt.Sprint(st)] = map[string]any{
 			"description": http.StatusText(st),
