@@ -59,7 +59,7 @@ purpose: the node logs it as an error and records the rollback in its ledger
 	}
 	f := cmd.Flags()
 	f.StringVar(&home, "home", "", "node home directory, made by asp init (required)")
-	f.StringVar(&apiAddr, "api", "", "local HTTP API address (default from config: 127.0.0.1:0, a free port)")
+	f.StringVar(&apiAddr, "api", "", "local HTTP API address (default from config: 127.0.0.1:0, a free port); an address beyond loopback is logged as a warning: the API carries bearer tokens over plain HTTP")
 	f.StringArrayVar(&listen, "listen", nil, "libp2p listen multiaddr (repeatable; replaces the config's)")
 	f.StringArrayVar(&bootstrap, "bootstrap", nil, "bootstrap peer multiaddr with /p2p/<peer id> (repeatable; replaces the config's)")
 	f.BoolVar(&allowRollback, "allow-rollback", false, "start even if the ledger holds fewer entries than it acknowledged (restored backup, damaged log); recorded in the ledger")
