@@ -22,6 +22,8 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -103,10 +105,36 @@ func Decode(data []byte, v any) error {
 // encoding/json's.
 func Check(data []byte, t reflect.Type) error {
 	c := checker{dec: json.NewDecoder(bytes.NewReader(data))}
-	return c.value(target(t), "")
+	return c.value(target(t))
 }
 
-type checker struct{ dec *json.Decoder }
+// checker walks the tokens of one JSON value. path holds the keys and
+// indexes leading to the current value; it is formatted only for an
+// error.
+type checker struct {
+	dec  *json.Decoder
+	path []step
+}
+
+// step is one object key, or one array index (key "" and index >= 0).
+type step struct {
+	key   string
+	index int
+}
+
+// pointer formats the current path as a JSON Pointer.
+func (c *checker) pointer() string {
+	var b strings.Builder
+	for _, p := range c.path {
+		b.WriteByte('/')
+		if p.index >= 0 {
+			b.WriteString(strconv.Itoa(p.index))
+		} else {
+			b.WriteString(strings.NewReplacer("~", "~0", "/", "~1").Replace(p.key))
+		}
+	}
+	return b.String()
+}
 
 var (
 	unmarshalerType     = reflect.TypeFor[json.Unmarshaler]()
@@ -133,7 +161,7 @@ func target(t reflect.Type) reflect.Type {
 	return t
 }
 
-func (c *checker) value(t reflect.Type, path string) error {
+func (c *checker) value(t reflect.Type) error {
 	tok, err := c.dec.Token()
 	if err != nil {
 		return err
@@ -144,24 +172,27 @@ func (c *checker) value(t reflect.Type, path string) error {
 	}
 	switch d {
 	case '{':
-		return c.object(t, path)
+		return c.object(t)
 	case '[':
 		var et reflect.Type
 		if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
 			et = target(t.Elem())
 		}
+		c.path = append(c.path, step{})
 		for i := 0; c.dec.More(); i++ {
-			if err := c.value(et, fmt.Sprintf("%s/%d", path, i)); err != nil {
+			c.path[len(c.path)-1].index = i
+			if err := c.value(et); err != nil {
 				return err
 			}
 		}
+		c.path = c.path[:len(c.path)-1]
 		_, err := c.dec.Token() // ']'
 		return err
 	}
 	return fmt.Errorf("unexpected %v", d)
 }
 
-func (c *checker) object(t reflect.Type, path string) error {
+func (c *checker) object(t reflect.Type) error {
 	var fields map[string]reflect.Type
 	var elem reflect.Type
 	if t != nil {
@@ -172,7 +203,11 @@ func (c *checker) object(t reflect.Type, path string) error {
 			elem = target(t.Elem())
 		}
 	}
-	seen := make(map[string]struct{})
+	// Objects are small: a list finds a repeated key as fast as a map
+	// would, without allocating one per object.
+	var seenBuf [16]string
+	seen := seenBuf[:0]
+	var seenMap map[string]struct{}
 	for c.dec.More() {
 		tok, err := c.dec.Token()
 		if err != nil {
@@ -182,10 +217,23 @@ func (c *checker) object(t reflect.Type, path string) error {
 		if !ok {
 			return fmt.Errorf("object key %v is not a string", tok)
 		}
-		if _, dup := seen[key]; dup {
-			return &KeyError{Path: path, Key: key, Err: ErrDuplicateKey}
+		dup := false
+		if seenMap != nil {
+			_, dup = seenMap[key]
+			seenMap[key] = struct{}{}
+		} else {
+			dup = slices.Contains(seen, key)
+			seen = append(seen, key)
+			if len(seen) > len(seenBuf) {
+				seenMap = make(map[string]struct{}, 2*len(seen))
+				for _, k := range seen {
+					seenMap[k] = struct{}{}
+				}
+			}
 		}
-		seen[key] = struct{}{}
+		if dup {
+			return &KeyError{Path: c.pointer(), Key: key, Err: ErrDuplicateKey}
+		}
 		vt := elem
 		if fields != nil {
 			ft, exact := fields[key]
@@ -194,23 +242,21 @@ func (c *checker) object(t reflect.Type, path string) error {
 				// unknown one: refuse both here, whatever its folding.
 				for name := range fields {
 					if strings.EqualFold(name, key) {
-						return &KeyError{Path: path, Key: key, Field: name, Err: ErrKeyCase}
+						return &KeyError{Path: c.pointer(), Key: key, Field: name, Err: ErrKeyCase}
 					}
 				}
-				return &KeyError{Path: path, Key: key, Err: ErrUnknownKey}
+				return &KeyError{Path: c.pointer(), Key: key, Err: ErrUnknownKey}
 			}
 			vt = target(ft)
 		}
-		if err := c.value(vt, path+"/"+escapePointer(key)); err != nil {
+		c.path = append(c.path, step{key: key, index: -1})
+		if err := c.value(vt); err != nil {
 			return err
 		}
+		c.path = c.path[:len(c.path)-1]
 	}
 	_, err := c.dec.Token() // '}'
 	return err
-}
-
-func escapePointer(s string) string {
-	return strings.NewReplacer("~", "~0", "/", "~1").Replace(s)
 }
 
 var fieldCache sync.Map // reflect.Type -> map[string]reflect.Type

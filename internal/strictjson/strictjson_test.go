@@ -158,3 +158,29 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+var benchJSON = []byte(`{"promoted":"p","id":"ses_0123456789abcdef","count":3,"inner":{"name":"n","attrs":{"a":"1","b":"2"}},
+	"list":[{"name":"x"},{"name":"y"},{"name":"z"}],"byKey":{"k":{"name":"v"}},"raw":{"z":[1,{"q":2}]},"any":{"w":1},"Plain":"pl"}`)
+
+// BenchmarkDecode compares Decode with encoding/json on a small nested
+// object: the price of the key scan.
+func BenchmarkDecode(b *testing.B) {
+	b.Run("strictjson", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var v sample
+			if err := Decode(benchJSON, &v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var v sample
+			if err := json.Unmarshal(benchJSON, &v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
