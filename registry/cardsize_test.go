@@ -12,21 +12,15 @@ import (
 	"github.com/aspnode/asp/protocol"
 )
 
-// fullEndpoints returns endpoints of the longest allowed form filling
-// EndpointBudget, as endpoints() may choose them.
+// fullEndpoints returns the endpoints a host with many long addresses
+// puts on its cards.
 func fullEndpoints(org string) []string {
-	var out []string
-	used := 3
-	for i := 0; len(out) < MaxEndpoints; i++ {
+	var addrs []string
+	for i := 0; i < 3*MaxEndpoints; i++ {
 		s := fmt.Sprintf("/dns4/%s/tcp/%d/p2p/%s", strings.Repeat("h", maxEndpointLen), i, org)
-		s = s[len(s)-maxEndpointLen:]
-		if used+endpointCost(s) > EndpointBudget {
-			break
-		}
-		out = append(out, s)
-		used += endpointCost(s)
+		addrs = append(addrs, s[len(s)-maxEndpointLen:])
 	}
-	return out
+	return fitEndpoints(addrs)
 }
 
 // TestCheckAgentBoundsTheCard: an agent CheckAgent accepts gets a signed

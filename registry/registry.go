@@ -242,13 +242,19 @@ func (r *Registry) endpoints() []string {
 			all = append(all, s)
 		}
 	}
-	slices.Sort(all)
-	all = slices.Compact(all)
-	// Within MaxEndpoints and EndpointBudget (3 bytes for the array's own
-	// header), so that a card CheckAgent passed stays within MaxCardSize.
+	return fitEndpoints(all)
+}
+
+// fitEndpoints sorts and deduplicates addrs and keeps the first that fit
+// within MaxEndpoints and EndpointBudget (3 bytes of it for the array's
+// own header), so that a card CheckAgent passed stays within MaxCardSize.
+func fitEndpoints(addrs []string) []string {
+	addrs = slices.Clone(addrs)
+	slices.Sort(addrs)
+	addrs = slices.Compact(addrs)
 	var out []string
 	used := 3
-	for _, s := range all {
+	for _, s := range addrs {
 		if len(out) == MaxEndpoints || used+endpointCost(s) > EndpointBudget {
 			break
 		}
