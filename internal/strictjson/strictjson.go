@@ -100,8 +100,8 @@ func Decode(data []byte, v any) error {
 }
 
 // Check reports the first duplicate key, or key that is not exactly the
-// name of a field of t (the type decoded into; nil: any), in the first JSON value
-// of data. It does not decode; a syntax error is reported as
+// name of a field of t (the type decoded into; nil: any), in the first
+// JSON value of data. It does not decode; a syntax error is reported as
 // encoding/json's.
 func Check(data []byte, t reflect.Type) error {
 	c := checker{dec: json.NewDecoder(bytes.NewReader(data))}

@@ -83,7 +83,7 @@ func WithMaxBodyBytes(n int64) Option {
 
 // WithBodyTimeout sets how long a client may take to send a request body,
 // from the moment the handler starts; a body not in by then is answered
-// 408 timeout and the connection closed. Default: DefaultBodyTimeout.
+// 408 timeout. Default: DefaultBodyTimeout.
 // Requests without a body (server-sent events among them) are not bounded
 // by it.
 func WithBodyTimeout(d time.Duration) Option {
