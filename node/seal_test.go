@@ -164,3 +164,33 @@ func TestClearSeedsMigrated(t *testing.T) {
 	checkKeys(t, n, seeds)
 	n.Close()
 }
+
+// TestSealerBindsIdentityAndName: a sealed seed opens only under the
+// identity that sealed it and for the agent it was sealed for.
+func TestSealerBindsIdentityAndName(t *testing.T) {
+	idA, idB := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
+	a, err := newSealer(idA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := newSealer(idB)
+	seed := bytes.Repeat([]byte{7}, ed25519.SeedSize)
+	sealed := a.seal("buyer", seed)
+	if bytes.Contains(sealed, seed) {
+		t.Fatal("sealed form holds the seed")
+	}
+	if got, err := a.open("buyer", sealed); err != nil || !bytes.Equal(got, seed) {
+		t.Fatalf("open: %v", err)
+	}
+	if _, err := b.open("buyer", sealed); err == nil {
+		t.Fatal("opened under another identity")
+	}
+	if _, err := a.open("vendor", sealed); err == nil {
+		t.Fatal("opened for another agent")
+	}
+	flipped := bytes.Clone(sealed)
+	flipped[len(flipped)-1] ^= 1
+	if _, err := a.open("buyer", flipped); err == nil {
+		t.Fatal("opened an altered seal")
+	}
+}
