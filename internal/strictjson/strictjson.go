@@ -38,9 +38,16 @@ var (
 	ErrKeyCase = errors.New("object key matches a field only in another case")
 	// ErrUnknownKey: an object key names no field of the struct it fills.
 	ErrUnknownKey = errors.New("unknown field")
+	// ErrTooDeep: arrays and objects nest deeper than MaxDepth.
+	ErrTooDeep = errors.New("JSON nested too deeply")
 	// ErrTrailing: data follows the JSON value.
 	ErrTrailing = errors.New("data after the JSON value")
 )
+
+// MaxDepth is the deepest nesting of arrays and objects Decode reads, as
+// encoding/json's own limit: json.Decoder.Token has none, and the key scan
+// must not let a body of a million "[" take a million stack frames.
+const MaxDepth = 10000
 
 // KeyError is a refused object key.
 type KeyError struct {
@@ -170,6 +177,9 @@ func (c *checker) value(t reflect.Type) error {
 	d, ok := tok.(json.Delim)
 	if !ok {
 		return nil
+	}
+	if len(c.path) >= MaxDepth {
+		return ErrTooDeep
 	}
 	switch d {
 	case '{':

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -56,6 +57,7 @@ func TestDecodeRefuses(t *testing.T) {
 		{`{"hidden":"x"}`, ErrUnknownKey},
 		{`{"other":1}`, ErrUnknownKey},
 		{`{"id":"a"} {}`, ErrTrailing},
+		{`{"any":` + strings.Repeat("[", MaxDepth+10) + strings.Repeat("]", MaxDepth+10) + `}`, ErrTooDeep},
 	} {
 		var v sample
 		err := Decode([]byte(tc.in), &v)
