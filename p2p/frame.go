@@ -83,26 +83,66 @@ func writeFrameParts(w io.Writer, head []byte, body []byte) error {
 // a stream that ends inside a frame, yields an error wrapping
 // ErrMalformedFrame. Other read errors are returned as they are.
 //
+// The payload buffer grows as bytes arrive (see frameChunk), never by the
+// declared length alone: a peer that announces 1 MiB and sends 10 bytes
+// costs a few KiB, not 1 MiB.
+//
 // ReadFrame reads the prefix one byte at a time; when r is not an
 // io.ByteReader, wrap it in a bufio.Reader for speed.
 func ReadFrame(r io.Reader, max int) ([]byte, error) {
+	n, err := readFrameHeader(r, max)
+	if err != nil {
+		return nil, err
+	}
+	return readPayload(r, n, nil)
+}
+
+// readFrameHeader reads a frame's length prefix and checks it against max
+// (see ReadFrame).
+func readFrameHeader(r io.Reader, max int) (int, error) {
 	if max <= 0 {
 		max = MaxFrameSize
 	}
 	max = min(max, 1<<(7*maxVarintLen)-1)
 	n, err := readUvarint(r)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	if n > uint64(max) {
-		return nil, fmt.Errorf("%w: %d bytes, cap %d", ErrFrameTooLarge, n, max)
+		return 0, fmt.Errorf("%w: %d bytes, cap %d", ErrFrameTooLarge, n, max)
 	}
-	buf := make([]byte, n)
-	if _, err := io.ReadFull(r, buf); err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, fmt.Errorf("%w: payload: %w", ErrMalformedFrame, io.ErrUnexpectedEOF)
+	return int(n), nil
+}
+
+// frameChunk is the payload buffer ReadFrame starts with (or the declared
+// length, when smaller). The buffer doubles each time it fills, up to the
+// declared length, so it never holds more than twice the bytes received
+// plus frameChunk, and a frame of n bytes costs about log2(n/frameChunk)
+// extra copies (none at all below frameChunk, where ASP's messages are).
+const frameChunk = 8 << 10
+
+// readPayload reads an n-byte payload from r into a buffer that grows as
+// bytes arrive. before, when not nil, is called before each Read with the
+// bytes received so far (the server uses it to move its read deadline).
+func readPayload(r io.Reader, n int, before func(got int)) ([]byte, error) {
+	buf := make([]byte, 0, min(n, frameChunk))
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			grown := make([]byte, len(buf), min(n, 2*cap(buf)))
+			copy(grown, buf)
+			buf = grown
 		}
-		return nil, err
+		if before != nil {
+			before(len(buf))
+		}
+		m, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+m]
+		if err != nil && len(buf) < n {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return nil, fmt.Errorf("%w: payload: %w", ErrMalformedFrame, io.ErrUnexpectedEOF)
+			}
+			return nil, err
+		}
 	}
 	return buf, nil
 }

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
+	"runtime"
 	"testing"
 	"testing/iotest"
 )
@@ -124,6 +126,7 @@ func FuzzReadFrame(f *testing.F) {
 	f.Add([]byte{3, 'a', 'b', 'c'})
 	f.Add([]byte{0x80, 0x01})
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Add(append(appendUvarint(nil, 60000), "0123456789"...))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		r := bytes.NewReader(in)
 		got, err := ReadFrame(r, 1<<16)
@@ -159,4 +162,65 @@ func FuzzDecodeResponse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkReadFrame reads frames of several sizes from memory.
+func BenchmarkReadFrame(b *testing.B) {
+	for _, n := range []int{512, 4 << 10, 64 << 10, MaxFrameSize} {
+		b.Run(fmt.Sprintf("%dB", n), func(b *testing.B) {
+			var buf bytes.Buffer
+			if err := WriteFrame(&buf, bytes.Repeat([]byte{0xa5}, n)); err != nil {
+				b.Fatal(err)
+			}
+			frame := buf.Bytes()
+			r := bytes.NewReader(frame)
+			br := bufio.NewReader(r)
+			b.SetBytes(int64(n))
+			b.ReportAllocs()
+			for b.Loop() {
+				r.Reset(frame)
+				br.Reset(r)
+				if _, err := ReadFrame(br, 0); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// TestReadFrameGrowsWithArrivals: a frame that announces 1 MiB and then
+// sends 10 bytes costs a small buffer, not the announced length.
+func TestReadFrameGrowsWithArrivals(t *testing.T) {
+	in := append(appendUvarint(nil, MaxFrameSize), "0123456789"...)
+	const runs = 20
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for range runs {
+		_, err := ReadFrame(bytes.NewReader(in), 0)
+		if !errors.Is(err, ErrMalformedFrame) || !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("got %v, want a truncated frame", err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if per := (after.TotalAlloc - before.TotalAlloc) / runs; per > 4*frameChunk {
+		t.Fatalf("%d bytes allocated per truncated frame, want at most %d", per, 4*frameChunk)
+	}
+
+	// Delivered in bits, a frame's buffer never exceeds twice what has
+	// arrived (plus the first chunk), and ends at exactly the payload.
+	payload := bytes.Repeat([]byte{0x5a}, 100_000)
+	var reads []int
+	got, err := readPayload(iotest.HalfReader(bytes.NewReader(payload)), len(payload), func(n int) {
+		reads = append(reads, n)
+	})
+	if err != nil || !bytes.Equal(got, payload) {
+		t.Fatalf("readPayload: %v", err)
+	}
+	if cap(got) != len(payload) {
+		t.Fatalf("final capacity %d, want %d", cap(got), len(payload))
+	}
+	if len(reads) < 2 {
+		t.Fatalf("payload read in %d reads, want several", len(reads))
+	}
 }
