@@ -6,7 +6,8 @@
 //
 // On top of libp2p streams it provides a small request/response layer
 // (Handle and Request) with length-prefixed frames (WriteFrame, ReadFrame),
-// idle timeouts, typed remote errors and per-peer reuse of idle streams.
+// idle and stall timeouts, per-peer stream budgets, typed remote errors and
+// per-peer reuse of idle streams.
 //
 // # Wire format
 //
@@ -32,6 +33,52 @@
 // Request beyond the cap waits for one that another Request releases.
 // Pooled streams idle for half the idle timeout are closed, so that the
 // serving side rarely has to reset them.
+//
+// # Stream budgets and stalls
+//
+// A served stream costs the node a goroutine, buffers and a place in the
+// resource manager's limits, and the peer that opened it decides how long
+// it lasts. Three rules keep a few peers from taking them all.
+//
+// Budgets. The resource manager bounds each protocol's inbound streams, all
+// peers together, and each peer's (DefaultLimits: for SessionProtocol, 2048
+// plus 1024 per GiB of an eighth of memory together, 1024 per peer; the
+// system-wide limit is raised above it). Handle splits a protocol's limit:
+// peers without live business share half of it, each taking at most a
+// quarter; a stream beyond that is reset unread and counted in
+// asp_p2p_streams_refused_total (reason "peer" or "shared"). The other half
+// is room kept for peers that WithProtected vouches for, the node's
+// counterparties: their streams beyond the shared half are served up to the
+// resource manager's own limits. The Protected function is asked only for
+// a stream that would otherwise be refused.
+//
+// Stalls. A new stream must start its first frame within FrameStartTimeout;
+// once a frame has started it must arrive within FrameStallFloor plus one
+// second per MinFrameRate bytes received (the deadline moves as bytes
+// arrive), or the stream is reset and asp_p2p_frames_stalled_total counts
+// it. Between frames a stream may idle for the idle timeout
+// (WithIdleTimeout), at most UnprotectedIdleTimeout for a stream in the
+// shared budget. The payload buffer grows as bytes arrive, so a header
+// announcing 1 MiB costs a few KiB until the bytes come.
+//
+// Scores. Each stalled, oversized or malformed frame, and each new stream
+// left silent, is a strike against its peer; at StrikeLimit strikes (each
+// forgotten StrikeWindow after the last) the peer's connections are closed
+// and the Gater refuses it for CoolOff (asp_p2p_peers_cooled_off_total). A
+// protected peer is never cooled off: its misbehaviour costs only its own
+// streams.
+//
+// The adversary. A peer can open streams and hold them silent, start
+// frames and never finish them, or announce large frames: each such stream
+// lives seconds, costs kilobytes, and counts against that peer. Identities
+// are free, so many peers together can fill the shared half for as long as
+// they keep bringing new identities (each lasts until its strikes cool it
+// off); they never reach the protected half, so counterparties with live
+// business keep being served. What is left: a stream that has not yet
+// negotiated its protocol counts in the resource manager's transient scope
+// (bounded by libp2p's negotiation timeout, not by these rules), and
+// protocols other than those served by Handle (DHT, GossipSub) rely on
+// libp2p's own limits.
 //
 // # Lifetimes
 //

@@ -3,6 +3,7 @@ package p2p
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/control"
@@ -14,12 +15,16 @@ import (
 // Gater is a libp2p connection gater admitting peers by id: a peer on the
 // deny list is refused; otherwise, when the allow list is not empty, only
 // peers on it are admitted; with both lists empty every peer is. Inbound
-// connections are judged once the handshake has proven the peer id. It is
-// safe for concurrent use.
+// connections are judged once the handshake has proven the peer id. Apart
+// from the lists, a peer the Host cooled off for misbehaving on its streams
+// is refused until its cool-off ends. It is safe for concurrent use.
 type Gater struct {
 	mu    sync.RWMutex
 	allow map[peer.ID]struct{} // empty: everyone
 	deny  map[peer.ID]struct{}
+	// cooling holds peers refused until the time given (see CoolOff);
+	// ended ones are dropped by prune.
+	cooling map[peer.ID]time.Time
 }
 
 var _ connmgr.ConnectionGater = (*Gater)(nil)
@@ -60,10 +65,53 @@ func (g *Gater) Set(allow, deny []peer.ID) {
 	g.mu.Unlock()
 }
 
-// Allowed reports whether p may connect.
+// Allowed reports whether p may connect: the lists admit it and it is not
+// cooling off.
 func (g *Gater) Allowed(p peer.ID) bool {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
+	if until, cooling := g.cooling[p]; cooling && time.Now().Before(until) {
+		return false
+	}
+	return g.allowedLocked(p)
+}
+
+// coolOff refuses p until the given time (or later, if already longer). It
+// reports whether p was not cooling off before.
+func (g *Gater) coolOff(p peer.ID, until time.Time) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.cooling == nil {
+		g.cooling = make(map[peer.ID]time.Time)
+	}
+	was := g.cooling[p]
+	if until.After(was) {
+		g.cooling[p] = until
+	}
+	return !time.Now().Before(was)
+}
+
+// CoolingOff reports whether p is refused for misbehaving on its streams.
+func (g *Gater) CoolingOff(p peer.ID) bool {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	until, ok := g.cooling[p]
+	return ok && time.Now().Before(until)
+}
+
+// prune drops cool-offs that have ended.
+func (g *Gater) prune(now time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for p, until := range g.cooling {
+		if !now.Before(until) {
+			delete(g.cooling, p)
+		}
+	}
+}
+
+// allowedLocked judges p by the lists. REQUIRES: g.mu (read).
+func (g *Gater) allowedLocked(p peer.ID) bool {
 	if _, denied := g.deny[p]; denied {
 		return false
 	}

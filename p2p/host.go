@@ -43,6 +43,8 @@ type Host struct {
 	bootstrap []peer.AddrInfo
 	metrics   *metrics
 	pool      streamPool
+	limiter   rcmgr.Limiter // the resource manager's: Handle derives its stream budget from it
+	strikes   strikes
 
 	ctx      context.Context // cancelled by Close
 	cancel   context.CancelFunc
@@ -107,6 +109,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Host, err error) {
 	if limiter == nil {
 		limiter = rcmgr.NewFixedLimiter(DefaultLimits())
 	}
+	h.limiter = limiter
 	var rmOpts []rcmgr.Option
 	if c.registerer == nil {
 		rmOpts = append(rmOpts, rcmgr.WithMetricsDisabled())

@@ -15,7 +15,17 @@ import (
 // and 512 MiB of memory (yamux reserves a 256 KiB window per stream against
 // the peer's scope); per protocol and peer: the same stream counts; for
 // streams still negotiating their protocol (the transient scope): the same
-// counts again. System-wide limits stay libp2p's scaled defaults.
+// counts again.
+//
+// For SessionProtocol, the inbound streams of all peers together are set
+// explicitly: 2048, plus 1024 per GiB of an eighth of the machine's memory
+// (5120 on a 24 GiB machine). Handle gives half of them to peers without
+// live business, all together, and a quarter to each such peer; the other
+// half stays for peers WithProtected vouches for (see the package
+// documentation, "Stream budgets and stalls"). The system-wide stream limits
+// are raised so that the protocol's limit binds first, with room for the
+// DHT, GossipSub and identify beside it; otherwise they stay libp2p's scaled
+// defaults.
 func DefaultLimits() rcmgr.ConcreteLimitConfig {
 	cfg := rcmgr.DefaultLimits // a copy; its maps are nil until Add* below
 	libp2p.SetDefaultServiceLimits(&cfg)
@@ -40,6 +50,20 @@ func DefaultLimits() rcmgr.ConcreteLimitConfig {
 	tr.StreamsOutbound = max(tr.StreamsOutbound, streams.StreamsOutbound)
 	tr.Streams = max(tr.Streams, streams.Streams)
 	cfg.TransientBaseLimit = tr
+
+	session := rcmgr.BaseLimit{StreamsInbound: 2048, StreamsOutbound: 2048, Streams: 4096, Memory: cfg.ProtocolBaseLimit.Memory}
+	sessionInc := rcmgr.BaseLimitIncrease{StreamsInbound: 1024, StreamsOutbound: 1024, Streams: 2048, Memory: cfg.ProtocolLimitIncrease.Memory}
+	cfg.AddProtocolLimit(SessionProtocol, session, sessionInc)
+
+	// System: at least the session protocol's streams and as many again.
+	sys, inc := cfg.SystemBaseLimit, cfg.SystemLimitIncrease
+	sys.StreamsInbound = max(sys.StreamsInbound, 2*session.StreamsInbound)
+	sys.StreamsOutbound = max(sys.StreamsOutbound, 2*session.StreamsOutbound)
+	sys.Streams = max(sys.Streams, 2*session.Streams)
+	inc.StreamsInbound = max(inc.StreamsInbound, 2*sessionInc.StreamsInbound)
+	inc.StreamsOutbound = max(inc.StreamsOutbound, 2*sessionInc.StreamsOutbound)
+	inc.Streams = max(inc.Streams, 2*sessionInc.Streams)
+	cfg.SystemBaseLimit, cfg.SystemLimitIncrease = sys, inc
 
 	return cfg.AutoScale()
 }

@@ -17,6 +17,9 @@ type metrics struct {
 	refused       *prometheus.CounterVec // protocol, reason
 	handlerErrors *prometheus.CounterVec // protocol
 	idleResets    *prometheus.CounterVec // protocol
+	stalled       *prometheus.CounterVec // protocol
+	streamRefused *prometheus.CounterVec // protocol, reason
+	cooledOff     prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -33,7 +36,20 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "asp", Subsystem: "p2p", Name: "idle_resets_total",
 			Help: "Served streams reset because no complete frame arrived within the idle timeout, by protocol.",
 		}, []string{"protocol"}),
+		stalled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "asp", Subsystem: "p2p", Name: "frames_stalled_total",
+			Help: "Served streams reset because a frame, once started, did not arrive at the minimum rate, by protocol.",
+		}, []string{"protocol"}),
+		streamRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "asp", Subsystem: "p2p", Name: "streams_refused_total",
+			Help: "Inbound streams reset unread because the peer (reason peer) or all peers without live business together (reason shared) held their share of the protocol's streams, by protocol and reason.",
+		}, []string{"protocol", "reason"}),
 	}
+	cooled := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "asp", Subsystem: "p2p", Name: "peers_cooled_off_total",
+		Help: "Peers disconnected and refused for a while for stalled, oversized or malformed frames.",
+	}, nil)
+	m.cooledOff = cooled.WithLabelValues()
 	if reg == nil {
 		return m, nil
 	}
@@ -50,6 +66,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if err != nil {
 		return nil, err
 	}
+	m.stalled, err = register(reg, m.stalled)
+	if err != nil {
+		return nil, err
+	}
+	m.streamRefused, err = register(reg, m.streamRefused)
+	if err != nil {
+		return nil, err
+	}
+	if cooled, err = register(reg, cooled); err != nil {
+		return nil, err
+	}
+	m.cooledOff = cooled.WithLabelValues()
 	return m, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	record "github.com/libp2p/go-libp2p-record"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -90,6 +91,7 @@ type config struct {
 	preferTCP       bool
 	errorMapper     func(error) *RemoteError
 	libp2pOpts      []libp2p.Option
+	protected       func(peer.ID) bool
 }
 
 func defaultConfig() config {
@@ -282,6 +284,24 @@ func WithErrorMapper(f func(error) *RemoteError) Option {
 func WithLibp2pOptions(opts ...libp2p.Option) Option {
 	return func(c *config) error {
 		c.libp2pOpts = append(c.libp2pOpts, opts...)
+		return nil
+	}
+}
+
+// WithProtected names the peers with which the node has live business (for
+// example, the counterparties of its open sessions and commitments). Their
+// inbound streams are served beyond the budget that all other peers share,
+// from the room the resource manager keeps for the protocol, and they are
+// never cooled off; see the package documentation, "Stream budgets and
+// stalls". f is called only for a peer already beyond that budget, or at its
+// StrikeLimit, and must be fast and safe for concurrent use. By default no
+// peer is protected.
+func WithProtected(f func(peer.ID) bool) Option {
+	return func(c *config) error {
+		if f == nil {
+			return errors.New("p2p: WithProtected: nil function")
+		}
+		c.protected = f
 		return nil
 	}
 }

@@ -56,18 +56,22 @@ const (
 // Handle serves proto with fn: each inbound stream is read frame by frame,
 // each frame is a request passed to fn, and each answer goes back as one
 // response frame, until the peer closes its side (the stream is then
-// closed) or no frame arrives within the idle timeout, or a frame is
+// closed) or no frame starts within the idle timeout, or a frame is
 // oversized or malformed (the stream is then reset, fn is not called, and
-// asp_p2p_frames_refused_total counts it). Handle replaces any handler
-// already set for proto.
+// asp_p2p_frames_refused_total counts it), or a frame does not arrive at
+// MinFrameRate (reset, asp_p2p_frames_stalled_total). A stream beyond the
+// budget of peers without live business is reset unread
+// (asp_p2p_streams_refused_total); see the package documentation, "Stream
+// budgets and stalls". Handle replaces any handler already set for proto.
 func (h *Host) Handle(proto protocol.ID, fn Handler) {
-	h.basic.SetStreamHandler(proto, func(s network.Stream) { h.serve(s, proto, fn) })
+	adm := newAdmission(budgetFor(h.limiter, proto), h.cfg.protected)
+	h.basic.SetStreamHandler(proto, func(s network.Stream) { h.serve(s, proto, fn, adm) })
 }
 
 // RemoveHandler stops serving proto; streams already open are served on.
 func (h *Host) RemoveHandler(proto protocol.ID) { h.basic.RemoveStreamHandler(proto) }
 
-func (h *Host) serve(s network.Stream, proto protocol.ID, fn Handler) {
+func (h *Host) serve(s network.Stream, proto protocol.ID, fn Handler, adm *admission) {
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
@@ -78,7 +82,24 @@ func (h *Host) serve(s network.Stream, proto protocol.ID, fn Handler) {
 	h.mu.Unlock()
 	defer h.handlers.Done()
 
-	if h.serveLoop(s, proto, fn) {
+	from := s.Conn().RemotePeer()
+	counted, refused := adm.admit(from)
+	if refused != "" {
+		h.metrics.streamRefused.WithLabelValues(string(proto), refused).Inc()
+		h.cfg.logger.Debug("stream refused, over budget", "protocol", proto, "peer", from, "reason", refused)
+		_ = s.Reset()
+		return
+	}
+	if counted {
+		defer adm.done(from)
+	}
+	// A stream counted in the shared budget holds a place there while
+	// idle, so it may idle less.
+	idle := h.cfg.idleTimeout
+	if counted {
+		idle = min(idle, UnprotectedIdleTimeout)
+	}
+	if h.serveLoop(s, proto, fn, from, idle) {
 		_ = s.Close()
 	} else {
 		_ = s.Reset()
@@ -87,30 +108,38 @@ func (h *Host) serve(s network.Stream, proto protocol.ID, fn Handler) {
 
 // serveLoop returns true when the stream ended in order (the peer closed its
 // side between frames), false when it must be reset.
-func (h *Host) serveLoop(s network.Stream, proto protocol.ID, fn Handler) bool {
-	from := s.Conn().RemotePeer()
+func (h *Host) serveLoop(s network.Stream, proto protocol.ID, fn Handler, from peer.ID, idle time.Duration) bool {
 	br := bufio.NewReader(s)
-	idle := h.cfg.idleTimeout
+	wait := min(idle, FrameStartTimeout) // to the first frame
 	for {
-		_ = s.SetReadDeadline(time.Now().Add(idle))
-		req, err := ReadFrame(br, MaxFrameSize)
+		req, err := readRequest(s, br, wait)
 		if err != nil {
 			switch {
 			case errors.Is(err, io.EOF):
 				return true
 			case errors.Is(err, ErrFrameTooLarge):
 				h.refuse(proto, RefusedOversize, from, err)
+				h.strike(from)
 			case errors.Is(err, ErrMalformedFrame):
 				h.refuse(proto, RefusedMalformed, from, err)
+				h.strike(from)
+			case errors.Is(err, errStalled):
+				h.metrics.stalled.WithLabelValues(string(proto)).Inc()
+				h.cfg.logger.Debug("frame stalled, stream reset", "protocol", proto, "peer", from)
+				h.strike(from)
 			case isTimeout(err):
 				h.metrics.idleResets.WithLabelValues(string(proto)).Inc()
 				h.cfg.logger.Debug("stream idle, reset", "protocol", proto, "peer", from)
+				if wait < idle {
+					h.strike(from) // opened and left silent
+				}
 			}
 			return false
 		}
+		wait = idle
 		resp, herr := h.call(fn, from, req)
 		var werr error
-		_ = s.SetWriteDeadline(time.Now().Add(idle))
+		_ = s.SetWriteDeadline(time.Now().Add(h.cfg.idleTimeout))
 		if herr != nil {
 			h.metrics.handlerErrors.WithLabelValues(string(proto)).Inc()
 			werr = writeFrameParts(s, encodeRemoteError(h.cfg.errorMapper(herr)), nil)
@@ -326,6 +355,8 @@ func (h *Host) janitor() {
 			return
 		case now := <-t.C:
 			h.pool.drop(func(ps *pooledStream) bool { return now.Sub(ps.since) > every }, false)
+			h.strikes.prune(now)
+			h.gater.prune(now)
 		}
 	}
 }

@@ -1,0 +1,238 @@
+package p2p
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// sessionLimiter is DefaultLimits with the session protocol's inbound
+// streams, all peers together, set to n: the whole budget a few hostile
+// peers would have to fill.
+func sessionLimiter(t testing.TB, n int) rcmgr.Limiter {
+	t.Helper()
+	def := DefaultLimits()
+	cfg := def.ToPartialLimitConfig()
+	if cfg.Protocol == nil {
+		cfg.Protocol = make(map[protocol.ID]rcmgr.ResourceLimits)
+	}
+	l := cfg.Protocol[SessionProtocol]
+	l.StreamsInbound = rcmgr.LimitVal(n)
+	cfg.Protocol[SessionProtocol] = l
+	return rcmgr.NewFixedLimiter(cfg.Build(def))
+}
+
+// holdSilentStreams opens n session streams from h to victim, each sending a
+// header that announces a 1 MiB frame and then nothing; a stream that is
+// reset (or cannot be opened) is opened again, until ctx ends.
+func holdSilentStreams(ctx context.Context, wg *sync.WaitGroup, h *Host, victim peer.ID, n int) {
+	header := appendUvarint(nil, MaxFrameSize)
+	for range n {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				s, err := h.Host().NewStream(ctx, victim, SessionProtocol)
+				if err != nil {
+					pause(ctx, 50*time.Millisecond)
+					continue
+				}
+				stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
+				if _, err := s.Write(header); err == nil {
+					_, _ = s.Read(make([]byte, 1)) // until reset
+				}
+				stop()
+				_ = s.Reset()
+				pause(ctx, 10*time.Millisecond)
+			}
+		})
+	}
+}
+
+func pause(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+func sessionStreamsIn(h *Host) int {
+	var n int
+	_ = h.rm.ViewProtocol(SessionProtocol, func(s network.ProtocolScope) error {
+		n = s.Stat().NumStreamsInbound
+		return nil
+	})
+	return n
+}
+
+func heapInuse() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse
+}
+
+// TestSilentStreamsDoNotLockOut: hostile peers hold as many silent session
+// streams as they can (a header announcing 1 MiB, then nothing, reopened
+// when reset). A peer with live business is served throughout; a fresh
+// honest peer is served once the hostile peers are cooled off; the victim's
+// heap does not grow by the frames announced; the metrics show it all.
+func TestSilentStreamsDoNotLockOut(t *testing.T) {
+	const (
+		budget     = 128 // the session protocol's inbound streams, all peers
+		hostiles   = 4
+		perHostile = 48 // 4 × 48 streams: more than the whole budget
+	)
+	reg := prometheus.NewRegistry()
+	partner := newHost(t, "tcp", Config{}, WithStreamPoolSize(0))
+	victim := newHost(t, "tcp", Config{}, WithRegisterer(reg), WithLimiter(sessionLimiter(t, budget)),
+		WithProtected(func(p peer.ID) bool { return p == partner.ID() }))
+	victim.Handle(SessionProtocol, func(_ context.Context, _ peer.ID, req []byte) ([]byte, error) {
+		return append([]byte("ok:"), req...), nil
+	})
+	fresh := newHost(t, "tcp", Config{}, WithStreamPoolSize(0))
+	connect(t, partner, victim)
+	connect(t, fresh, victim)
+	var bad []*Host
+	for range hostiles {
+		h := newHost(t, "tcp", Config{})
+		connect(t, h, victim)
+		bad = append(bad, h)
+	}
+	base := heapInuse()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	attack, stopAttack := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() { stopAttack(); wg.Wait() }()
+	for _, h := range bad {
+		holdSilentStreams(attack, &wg, h, victim.ID(), perHostile)
+	}
+	// The hostile peers hold streams: as many as the budget lets them.
+	for sessionStreamsIn(victim) < budget/3 {
+		if ctx.Err() != nil {
+			t.Fatalf("hostile streams never held: %d", sessionStreamsIn(victim))
+		}
+		pause(ctx, 10*time.Millisecond)
+	}
+	held := sessionStreamsIn(victim)
+	// Memory grows by what arrived, not by what was announced.
+	if grown := int64(heapInuse()) - int64(base); grown > 32<<20 {
+		t.Errorf("heap grew by %d MiB with %d silent streams held", grown>>20, held)
+	}
+
+	// The partner is served at once, hostile streams or not.
+	for i := range 10 {
+		rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
+		resp, err := partner.Request(rctx, victim.ID(), SessionProtocol, []byte{byte(i)})
+		rcancel()
+		if err != nil || string(resp) != "ok:"+string([]byte{byte(i)}) {
+			t.Fatalf("partner request %d under attack: %q, %v", i, resp, err)
+		}
+	}
+
+	// A fresh peer gets through once the hostile peers are cooled off,
+	// within a generous bound, the attack going on.
+	for i := 0; i < 10; {
+		rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := fresh.Request(rctx, victim.ID(), SessionProtocol, []byte{byte(i)})
+		rcancel()
+		if err == nil {
+			i++
+			continue
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("fresh peer locked out: %v", err)
+		}
+		pause(ctx, 50*time.Millisecond)
+	}
+
+	refused := counterValue(victim.metrics.streamRefused.WithLabelValues(SessionProtocol, RefusedPeerBudget)) +
+		counterValue(victim.metrics.streamRefused.WithLabelValues(SessionProtocol, RefusedSharedBudget))
+	stalled := counterValue(victim.metrics.stalled.WithLabelValues(SessionProtocol))
+	cooled := counterValue(victim.metrics.cooledOff)
+	t.Logf("held %d streams; refused %v, stalled %v, cooled off %v", held, refused, stalled, cooled)
+	if refused == 0 || stalled == 0 || cooled == 0 {
+		t.Fatalf("metrics: refused %v, stalled %v, cooled off %v; want each > 0", refused, stalled, cooled)
+	}
+	for _, name := range []string{"asp_p2p_streams_refused_total", "asp_p2p_frames_stalled_total", "asp_p2p_peers_cooled_off_total"} {
+		if n, err := seriesCount(reg, name); err != nil || n == 0 {
+			t.Fatalf("%s not registered: %d, %v", name, n, err)
+		}
+	}
+	if victim.Gater().CoolingOff(partner.ID()) || victim.Gater().CoolingOff(fresh.ID()) {
+		t.Fatal("an honest peer was cooled off")
+	}
+	var coolingOff int
+	for _, h := range bad {
+		if victim.Gater().CoolingOff(h.ID()) {
+			coolingOff++
+		}
+	}
+	if coolingOff == 0 {
+		t.Fatal("no hostile peer is cooling off")
+	}
+}
+
+// TestStalledFrameStrikes: a frame that starts and stops is reset within
+// FrameStallFloor, not the idle timeout; at StrikeLimit the peer is
+// disconnected and refused.
+func TestStalledFrameStrikes(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	a := newHost(t, "tcp", Config{})
+	b := newHost(t, "tcp", Config{}, WithRegisterer(reg), WithIdleTimeout(time.Hour))
+	b.Handle(SessionProtocol, echo)
+	connect(t, a, b)
+	ctx := testCtx(t)
+	errs := make(chan error, StrikeLimit)
+	for i := range StrikeLimit {
+		go func() {
+			s, err := a.Host().NewStream(ctx, b.ID(), SessionProtocol)
+			if err != nil {
+				errs <- fmt.Errorf("stream %d: %w", i, err)
+				return
+			}
+			defer s.Reset()
+			// Half a frame, then silence.
+			if _, err := s.Write(append(appendUvarint(nil, 100), "half"...)); err != nil {
+				errs <- err
+				return
+			}
+			_ = s.SetReadDeadline(time.Now().Add(time.Minute))
+			if _, err := s.Read(make([]byte, 1)); !errors.Is(err, network.ErrReset) {
+				errs <- fmt.Errorf("stalled frame %d: got %v, want a reset", i, err)
+				return
+			}
+			errs <- nil
+		}()
+	}
+	for range StrikeLimit {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "cooled off", func() bool { return counterValue(b.metrics.cooledOff) == 1 })
+	if got := counterValue(b.metrics.stalled.WithLabelValues(SessionProtocol)); got != StrikeLimit {
+		t.Fatalf("%v stalled frames counted, want %d", got, StrikeLimit)
+	}
+	if !b.Gater().CoolingOff(a.ID()) {
+		t.Fatal("peer not cooling off")
+	}
+	waitFor(t, "disconnected", func() bool {
+		return b.Host().Network().Connectedness(a.ID()) != network.Connected
+	})
+	if _, err := a.Request(ctx, b.ID(), SessionProtocol, []byte("x")); err == nil {
+		t.Fatal("a cooled-off peer was served")
+	}
+}
