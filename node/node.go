@@ -213,6 +213,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.loadAgents(); err != nil {
 		return err
 	}
+	protected, recovered := n.protection()
 	n.host, err = p2p.New(n.ctx, p2p.Config{
 		Key:         n.key,
 		ListenAddrs: n.cfg.Listen,
@@ -221,6 +222,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		Deny:        n.cfg.Deny,
 	}, p2p.WithRegisterer(n.reg), p2p.WithLogger(n.log), p2p.WithValidator(registry.Namespace, n.registryValidator()), p2p.WithPreferTCP(),
 		p2p.WithPeerScore(attest.PeerScoreParams()),
+		// Counterparties keep room for their streams when others crowd
+		// the session protocol (once recover has filled the maps).
+		p2p.WithProtected(protected),
 		// Keep enough idle streams for many concurrent sessions with one
 		// counterparty: a new stream costs a protocol negotiation.
 		p2p.WithStreamPoolSize(512))
@@ -231,6 +235,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.recover(ctx); err != nil {
 		return fmt.Errorf("recover from ledger: %w", err)
 	}
+	recovered()
 	if err := n.startExtensions(); err != nil {
 		return err
 	}
