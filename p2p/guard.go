@@ -219,14 +219,18 @@ func readRequest(s network.Stream, br *bufio.Reader, wait time.Duration) ([]byte
 		return nil, err
 	}
 	start := time.Now()
-	_ = s.SetReadDeadline(start.Add(FrameStallFloor))
+	// The deadline moves only when a read would wait: a frame already
+	// buffered (most requests) costs no deadline timer of its own.
+	if !prefixBuffered(br) {
+		_ = s.SetReadDeadline(start.Add(FrameStallFloor))
+	}
 	n, err := readFrameHeader(br, MaxFrameSize)
 	if err != nil {
 		return nil, stalledIfTimeout(err)
 	}
 	req, err := readPayload(br, n, func(got int) {
 		if br.Buffered() >= n-got {
-			return // the rest is here: no deadline to move
+			return
 		}
 		rate := time.Duration(got) * time.Second / MinFrameRate
 		_ = s.SetReadDeadline(start.Add(FrameStallFloor + rate))
@@ -235,6 +239,18 @@ func readRequest(s network.Stream, br *bufio.Reader, wait time.Duration) ([]byte
 		return nil, stalledIfTimeout(err)
 	}
 	return req, nil
+}
+
+// prefixBuffered reports whether br holds a whole length prefix (or enough
+// bytes to refuse it).
+func prefixBuffered(br *bufio.Reader) bool {
+	b, _ := br.Peek(min(br.Buffered(), maxVarintLen+1))
+	for _, c := range b {
+		if c < 0x80 {
+			return true
+		}
+	}
+	return len(b) > maxVarintLen
 }
 
 func stalledIfTimeout(err error) error {

@@ -204,8 +204,12 @@ func TestStalledFrameStrikes(t *testing.T) {
 				return
 			}
 			defer s.Reset()
-			// Half a frame, then silence.
-			if _, err := s.Write(append(appendUvarint(nil, 100), "half"...)); err != nil {
+			// Half a frame, or half a length prefix, then silence.
+			half := append(appendUvarint(nil, 100), "half"...)
+			if i%2 == 1 {
+				half = appendUvarint(nil, 1000)[:1]
+			}
+			if _, err := s.Write(half); err != nil {
 				errs <- err
 				return
 			}
