@@ -31,8 +31,9 @@
 // one. The request streams open to one peer are capped
 // (WithMaxStreamsPerPeer; QUIC allows only 256 streams per connection); a
 // Request beyond the cap waits for one that another Request releases.
-// Pooled streams idle for half the idle timeout are closed, so that the
-// serving side rarely has to reset them.
+// Pooled streams idle for half the idle timeout, or half of
+// UnprotectedIdleTimeout if less, are closed, so that the serving side
+// rarely has to reset them.
 //
 // # Stream budgets and stalls
 //

@@ -130,6 +130,11 @@ func FuzzReadFrame(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		r := bytes.NewReader(in)
 		got, err := ReadFrame(r, 1<<16)
+		// Byte by byte, the growing buffer reads the same frame.
+		got1, err1 := ReadFrame(iotest.OneByteReader(bytes.NewReader(in)), 1<<16)
+		if (err == nil) != (err1 == nil) || !bytes.Equal(got, got1) {
+			t.Fatalf("one byte at a time: %x, %v; at once: %x, %v", got1, err1, got, err)
+		}
 		if err != nil {
 			return
 		}

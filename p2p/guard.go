@@ -259,3 +259,11 @@ func stalledIfTimeout(err error) error {
 	}
 	return err
 }
+
+// pooledMaxIdle is how long a pooled outbound stream may stay idle before it
+// is closed rather than reused: half the wait the serving side allows
+// between frames (at most UnprotectedIdleTimeout for a peer that has no
+// business with us yet), so that it rarely has to reset them.
+func (h *Host) pooledMaxIdle() time.Duration {
+	return min(h.cfg.idleTimeout, UnprotectedIdleTimeout) / 2
+}

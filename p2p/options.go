@@ -187,9 +187,11 @@ func WithLimiter(l rcmgr.Limiter) Option {
 }
 
 // WithIdleTimeout sets how long a stream served by Handle may wait for the
-// next request frame (or take to receive one) before it is reset; pooled
-// outbound streams idle for more than half of it are closed rather than
-// reused. Default DefaultIdleTimeout.
+// next request frame before it is reset (at most UnprotectedIdleTimeout for
+// a stream in the shared budget; a frame once started is bound by
+// MinFrameRate instead); pooled outbound streams idle for more than half of
+// the lesser of the two are closed rather than reused. Default
+// DefaultIdleTimeout.
 func WithIdleTimeout(d time.Duration) Option {
 	return func(c *config) error {
 		if d <= 0 {

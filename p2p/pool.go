@@ -76,7 +76,7 @@ func newStreamPool() streamPool {
 
 // stream returns an idle pooled stream for k (reused true) or a new one.
 func (h *Host) stream(ctx context.Context, deadline time.Time, k poolKey) (ps *pooledStream, reused bool, err error) {
-	ps, w := h.pool.acquire(k, h.cfg.idleTimeout/2, h.streamCap)
+	ps, w := h.pool.acquire(k, h.pooledMaxIdle(), h.streamCap)
 	if ps != nil {
 		return ps, true, nil
 	}

@@ -342,11 +342,11 @@ func (h *Host) disconnected(_ network.Network, c network.Conn) {
 	h.pool.drop(func(ps *pooledStream) bool { return ps.s.Conn() == c }, true)
 }
 
-// janitor closes pooled streams idle for more than half the idle timeout,
-// so that peers' idle timers need not reset them.
+// janitor closes pooled streams idle for more than pooledMaxIdle, so that
+// peers' idle timers need not reset them.
 func (h *Host) janitor() {
 	defer h.bg.Done()
-	every := h.cfg.idleTimeout / 2
+	every := h.pooledMaxIdle()
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
