@@ -290,7 +290,7 @@ func (h *Host) Connect(ctx context.Context, ai peer.AddrInfo) error {
 }
 
 // ErrPeerNotAllowed is returned, wrapped, by Connect for a peer that the
-// allow and deny lists refuse.
+// allow and deny lists refuse, or that is cooling off (see CoolOff).
 var ErrPeerNotAllowed = errors.New("peer not allowed by the access lists")
 
 // Bootstrap connects to the configured bootstrap peers, in parallel, and
