@@ -42,7 +42,7 @@ func holdSilentStreams(ctx context.Context, wg *sync.WaitGroup, h *Host, victim 
 			for ctx.Err() == nil {
 				s, err := h.Host().NewStream(ctx, victim, SessionProtocol)
 				if err != nil {
-					pause(ctx, 50*time.Millisecond)
+					pause(ctx, 100*time.Millisecond)
 					continue
 				}
 				stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
@@ -51,7 +51,7 @@ func holdSilentStreams(ctx context.Context, wg *sync.WaitGroup, h *Host, victim 
 				}
 				stop()
 				_ = s.Reset()
-				pause(ctx, 10*time.Millisecond)
+				pause(ctx, 50*time.Millisecond)
 			}
 		})
 	}
@@ -91,7 +91,7 @@ func TestSilentStreamsDoNotLockOut(t *testing.T) {
 	const (
 		budget     = 128 // the session protocol's inbound streams, all peers
 		hostiles   = 4
-		perHostile = 48 // 4 × 48 streams: more than the whole budget
+		perHostile = 40 // 4 × 40 streams: more than the whole budget
 	)
 	reg := prometheus.NewRegistry()
 	partner := newHost(t, "tcp", Config{}, WithStreamPoolSize(0))
