@@ -46,7 +46,10 @@
 // plus 1024 per GiB of an eighth of memory together, 1024 per peer; the
 // system-wide limit is raised above it). Handle splits a protocol's limit:
 // peers without live business share half of it, each taking at most a
-// quarter; a stream beyond that is reset unread and counted in
+// quarter (or the resource manager's per-peer limit, if lower: with
+// DefaultLimits on a machine of more than 8 GiB the 1024 per peer binds
+// first, and its refusals show only in libp2p's resource manager metrics);
+// a stream beyond that is reset unread and counted in
 // asp_p2p_streams_refused_total (reason "peer" or "shared"). The other half
 // is room kept for peers that WithProtected vouches for, the node's
 // counterparties: their streams beyond the shared half are served up to the
