@@ -27,6 +27,8 @@ func (n *Node) handleWire(ctx context.Context, from peer.ID, req []byte) ([]byte
 			resp = n.onReceipt(ctx, from.String(), r.Receipt, r.KeyCert)
 		case wireAction:
 			resp = n.onAction(ctx, from.String(), r.Action)
+		case wireHead:
+			resp = n.onHead(from.String(), r)
 		default:
 			resp = &wireResp{Code: "bad_request", Message: fmt.Sprintf("unknown request type %d", r.Type)}
 		}
@@ -95,16 +97,34 @@ func (n *Node) onEnvelope(ctx context.Context, from string, raw []byte) *wireRes
 	if s.remote != sender || s.local != la {
 		return refuse(protocol.ErrNotParty, fmt.Errorf("%s is not a party to session %s", env.Sender, env.SessionID))
 	}
+	// A resent envelope we already hold is answered as the first time,
+	// before the session lock is asked for: a move of ours in flight must
+	// not turn the answer into "busy" (the sender would take it for a
+	// refusal of a move we hold).
+	if v := s.snapshot(); v.find(env.MessageID) >= 0 {
+		return n.dupAck(ctx, s, v, env)
+	}
 	if err := s.acquire(ctx, true, !s.initiator); err != nil {
 		return refuseErr(err)
 	}
 	defer s.release()
 	if hasMessage(s.ps, env.MessageID) {
-		return n.dupAckLocked(ctx, s, env)
+		return n.dupAck(ctx, s, s.snapshot(), env)
+	}
+	if s.ended != "" {
+		return refuse(protocol.ErrInvalidTransition, fmt.Errorf("session %s has ended: %s", s.id, s.ended))
+	}
+	if p := s.pending; p != nil && env.Integrity.PreviousHash == p.Hash() {
+		// The counterparty's move follows our pending one: it holds it.
+		// Its acknowledgement (and receipt) is fetched first.
+		n.resendLocked(ctx, s, p)
 	}
 	c, err := n.receiveLocked(ctx, s, env, raw)
 	if err != nil {
 		n.dropIfEmpty(s)
+		if divergentErr(err) && s.ps.Len() > 0 {
+			n.reconcileSoon(s)
+		}
 		return refuseErr(err)
 	}
 	resp := &wireResp{}
@@ -132,12 +152,11 @@ func (n *Node) dropIfEmpty(s *session) {
 	n.sessMu.Unlock()
 }
 
-// dupAckLocked answers a resent envelope we already hold: the same answer
-// as the first time.
-// REQUIRES: s.lock.
-func (n *Node) dupAckLocked(ctx context.Context, s *session, env *protocol.Envelope) *wireResp {
+// dupAck answers a resent envelope we already hold: the same answer as the
+// first time. v is a view of s that holds it; s.lock is not needed.
+func (n *Node) dupAck(ctx context.Context, s *session, v *sessionView, env *protocol.Envelope) *wireResp {
 	resp := &wireResp{}
-	tr := s.ps.Transcript()
+	tr := v.tr
 	for i, e := range tr {
 		if e.MessageID != env.MessageID {
 			continue
@@ -156,11 +175,16 @@ func (n *Node) dupAckLocked(ctx context.Context, s *session, env *protocol.Envel
 	}
 	// The commitment this envelope formed, if it was an acceptance: found
 	// among the session's own commitments, not by scanning the node's.
-	if c := n.formedBy(s, env.MessageID); c != nil {
-		if err := n.ensureOurReceipt(ctx, c); err != nil {
-			return refuseErr(err)
+	for _, pc := range v.cs {
+		if pc.Acceptance.MessageID != env.MessageID {
+			continue
 		}
-		resp.Receipt, resp.KeyCert = c.ours, n.keyCert
+		if c := n.getCommitment(pc.ID); c != nil {
+			if err := n.ensureOurReceipt(ctx, c); err != nil {
+				return refuseErr(err)
+			}
+			resp.Receipt, resp.KeyCert = c.ours, n.keyCert
+		}
 	}
 	return resp
 }
@@ -200,7 +224,7 @@ func (n *Node) consentReplyLocked(ctx context.Context, s *session, inv *protocol
 		n.log.Error("consent reply", "session", s.id, "err", err)
 		return nil
 	}
-	s.ps = next
+	s.setPS(next)
 	n.publishMessage(s, env)
 	return raw
 }
@@ -212,15 +236,4 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// formedBy returns the commitment that the acceptance messageID formed in s.
-// REQUIRES: s.lock.
-func (n *Node) formedBy(s *session, messageID string) *commitment {
-	for _, pc := range s.ps.Commitments() {
-		if pc.Acceptance.MessageID == messageID {
-			return n.getCommitment(pc.ID)
-		}
-	}
-	return nil
 }

@@ -11,6 +11,8 @@ type metrics struct {
 	resends          prometheus.Counter
 	eventsDropped    prometheus.Counter
 	moveSeconds      prometheus.Histogram
+	reconciliations  prometheus.Counter // sessions whose transcripts were compared with the counterparty's
+	sessionsEnded    prometheus.Counter // sessions ended because the transcripts could not converge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -32,8 +34,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		moveSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "asp_move_seconds", Help: "Time from a local move to the counterparty's acknowledgement.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
+		reconciliations: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "asp_session_reconciliations_total", Help: "Sessions whose transcript was compared with the counterparty's after a replay or conflict."}),
+		sessionsEnded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "asp_sessions_ended_diverged_total", Help: "Sessions ended FAILED because the two transcripts could not converge."}),
 	}
 	reg.MustRegister(m.messagesSent, m.messagesReceived, m.refusedIncoming, m.refusedOutgoing,
-		m.commitments, m.resends, m.eventsDropped, m.moveSeconds)
+		m.commitments, m.resends, m.eventsDropped, m.moveSeconds, m.reconciliations, m.sessionsEnded)
 	return m
 }

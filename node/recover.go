@@ -24,6 +24,7 @@ func (n *Node) recover(ctx context.Context) error {
 	bySession := map[string][]msg{}
 	var order []string
 	refused := map[string]bool{}
+	ended := map[string]string{} // session id -> why reconciliation ended it
 	type cstate struct {
 		index     uint64
 		ours      []byte
@@ -60,6 +61,16 @@ func (n *Node) recover(ctx context.Context) error {
 				var r refusal
 				if err := cbor.Unmarshal(e.Body, &r); err == nil {
 					refused[r.MessageID] = true
+				}
+			case kindReconciled:
+				var r reconciled
+				if err := cbor.Unmarshal(e.Body, &r); err == nil {
+					if r.Adopted != "" {
+						delete(refused, r.Adopted)
+					}
+					if r.Ended != "" {
+						ended[e.Session] = r.Ended
+					}
 				}
 			case ledger.KindCommitment:
 				cs[e.Commitment] = &cstate{index: e.Index, state: protocol.CommitmentPending, session: e.Session}
@@ -168,6 +179,10 @@ func (n *Node) recover(ctx context.Context) error {
 				n.commitments[c.id] = c
 			}
 		}
+		if s.ended = ended[id]; s.ended != "" {
+			s.pending = nil
+		}
+		s.publishView()
 		n.sessions[id] = s
 	}
 	n.log.Info("recovered", "entries", size, "sessions", len(n.sessions), "commitments", len(n.commitments))
@@ -196,7 +211,7 @@ func (n *Node) resendPending() {
 		default:
 			continue
 		}
-		if env := s.pending; env != nil {
+		if env := s.pending; env != nil && s.ended == "" {
 			n.m.resends.Inc()
 			n.resendLocked(ctx, s, env)
 		}
@@ -247,11 +262,15 @@ func (n *Node) resendLocked(ctx context.Context, s *session, env *protocol.Envel
 	next := s.ps.Clone()
 	eff, err := next.Step(env, env.Timestamp)
 	if err != nil {
-		n.log.Error("pending move no longer applies", "session", s.id, "err", err)
-		s.pending = nil
+		// The session moved past it: the counterparty cannot hold it.
+		n.log.Warn("pending move no longer applies", "session", s.id, "err", err)
+		body, _ := cbor.Marshal(refusal{MessageID: env.MessageID, Code: codeSuperseded, Reason: err.Error()})
+		if _, err := n.led.Append(ctx, ledger.Record{Kind: kindMessageRefused, Time: n.now(), Session: s.id, Body: body}); err == nil {
+			s.pending = nil
+		}
 		return
 	}
-	if _, err := n.deliverLocked(ctx, s, env, raw, next, eff); err != nil {
+	if _, err := n.deliverLocked(ctx, s, env, raw, next, eff, true); err != nil {
 		n.log.Debug("resend", "session", s.id, "err", err)
 	}
 }

@@ -30,11 +30,56 @@ type session struct {
 	remote    protocol.AgentID
 	initiator bool // local opened the session
 
+	// view is what the session holds, published under lock after every
+	// change, for readers that must not wait for the lock: a resent
+	// envelope is answered from it while a move of ours is in flight.
+	view        atomic.Pointer[sessionView]
+	reconciling atomic.Bool // a reconciliation is scheduled or running
+
 	// Guarded by lock.
-	ps      *protocol.Session
-	pending *protocol.Envelope // recorded and sent, not yet acknowledged
-	created time.Time
-	updated time.Time
+	ps       *protocol.Session
+	pending  *protocol.Envelope // recorded and sent, not yet acknowledged
+	ended    string             // why reconciliation ended the session ("" if it did not)
+	adopting bool               // reconcileLocked is running (it does not nest)
+	created  time.Time
+	updated  time.Time
+}
+
+// sessionView is an immutable copy of what a session holds.
+type sessionView struct {
+	tr    []*protocol.Envelope
+	cs    []*protocol.Commitment
+	ended string
+}
+
+// snapshot returns the session's last published view.
+func (s *session) snapshot() *sessionView {
+	if v := s.view.Load(); v != nil {
+		return v
+	}
+	return &sessionView{}
+}
+
+// setPS installs a new state of the session and publishes its view.
+// REQUIRES: s.lock.
+func (s *session) setPS(ps *protocol.Session) {
+	s.ps = ps
+	s.publishView()
+}
+
+// REQUIRES: s.lock.
+func (s *session) publishView() {
+	s.view.Store(&sessionView{tr: s.ps.Transcript(), cs: s.ps.Commitments(), ended: s.ended})
+}
+
+// find returns the index of messageID in the view's transcript, or -1.
+func (v *sessionView) find(messageID string) int {
+	for i, e := range v.tr {
+		if e.MessageID == messageID {
+			return i
+		}
+	}
+	return -1
 }
 
 // priorityWait is how long an incoming move with priority waits for our own
@@ -118,7 +163,7 @@ func (n *Node) OpenSession(ctx context.Context, from string, req api.OpenSession
 		created:   now,
 		updated:   now,
 	}
-	s.ps = protocol.NewSession(n.pcfg, s.id, la.id, to, now)
+	s.setPS(protocol.NewSession(n.pcfg, s.id, la.id, to, now))
 	n.putSession(s)
 	if err := s.acquire(ctx, false, false); err != nil {
 		return api.SessionInfo{}, err
@@ -175,6 +220,9 @@ func (n *Node) SendMessage(ctx context.Context, from, sessionID string, req api.
 		return api.SendMessageResult{}, err
 	}
 	defer s.release()
+	if s.ended != "" {
+		return api.SendMessageResult{}, api.InvalidTransition("session %s has ended: %s", s.id, s.ended)
+	}
 	if s.pending != nil {
 		return api.SendMessageResult{}, api.Conflict("pending", "the previous move in this session is not yet acknowledged by the counterparty; it is being resent")
 	}
@@ -229,12 +277,15 @@ func (n *Node) moveLocked(ctx context.Context, s *session, env *protocol.Envelop
 	if _, err := n.led.Append(ctx, envelopeRecord(ledger.KindMessageSent, env, raw)); err != nil {
 		return nil, fmt.Errorf("record message: %w", err)
 	}
-	return n.deliverLocked(ctx, s, env, raw, next, eff)
+	return n.deliverLocked(ctx, s, env, raw, next, eff, false)
 }
 
-// deliverLocked sends a recorded move and settles it.
+// deliverLocked sends a recorded move and settles it. resend says the move
+// may have reached the counterparty before: a "busy" answer then means
+// "later" (the move stays pending), never a refusal, since the peer may
+// hold it.
 // REQUIRES: s.lock.
-func (n *Node) deliverLocked(ctx context.Context, s *session, env *protocol.Envelope, raw []byte, next *protocol.Session, eff protocol.Effects) (*commitment, error) {
+func (n *Node) deliverLocked(ctx context.Context, s *session, env *protocol.Envelope, raw []byte, next *protocol.Session, eff protocol.Effects, resend bool) (*commitment, error) {
 	start := time.Now()
 	s.sending.Store(true)
 	resp, err := n.request(ctx, s.remote.Org, &wireReq{Type: wireEnvelope, Envelope: raw})
@@ -244,6 +295,12 @@ func (n *Node) deliverLocked(ctx context.Context, s *session, env *protocol.Enve
 		n.log.Warn("delivery failed; will resend", "session", s.id, "message", env.MessageID, "err", err)
 		return nil, api.Errorf(http.StatusGatewayTimeout, api.CodeTimeout,
 			"message %s is recorded but the counterparty did not acknowledge it yet; it will be resent", env.MessageID)
+	}
+	if resp.Code == codeBusy && resend {
+		// The counterparty did not look at it now; it may hold it from
+		// an earlier delivery. It stays pending and is resent.
+		s.pending = env
+		return nil, api.Conflict("pending", "the counterparty is moving in this session; message %s is recorded and will be resent", env.MessageID)
 	}
 	s.pending = nil
 	if resp.Code != "" {
@@ -255,11 +312,16 @@ func (n *Node) deliverLocked(ctx context.Context, s *session, env *protocol.Enve
 		if resp.Code == codeBusy {
 			return nil, api.Conflict("conflict", "the counterparty moved in this session at the same time; read the session and retry")
 		}
+		if divergent(resp.Code) {
+			// The counterparty's transcript differs from ours: converge
+			// before the agent moves again.
+			n.reconcileLocked(ctx, s)
+		}
 		return nil, &RemoteRefusal{Code: resp.Code, Message: resp.Message}
 	}
 	n.m.moveSeconds.Observe(time.Since(start).Seconds())
 	n.m.messagesSent.Inc()
-	s.ps = next
+	s.setPS(next)
 	s.updated = n.now()
 	n.publishMessage(s, env)
 	var c *commitment
@@ -301,24 +363,33 @@ func (n *Node) receiveLocked(ctx context.Context, s *session, env *protocol.Enve
 	if err != nil {
 		return nil, err
 	}
-	rec := envelopeRecord(ledger.KindMessageReceived, env, raw)
+	recs := []ledger.Record{envelopeRecord(ledger.KindMessageReceived, env, raw)}
+	if p := s.pending; p != nil {
+		// The counterparty moved on from the head our pending move
+		// follows: it does not hold that move and never will. The move
+		// is recorded as refused in the same write.
+		body, _ := cbor.Marshal(refusal{MessageID: p.MessageID, Code: codeSuperseded, Reason: "the counterparty moved first: " + env.MessageID})
+		recs = append([]ledger.Record{{Kind: kindMessageRefused, Time: n.now(), Session: s.id, Body: body}}, recs...)
+	}
 	if eff.Commitment != nil {
 		// The message and the commitment it forms are recorded together.
-		c, err := n.commitmentFormed(ctx, s, eff.Commitment, nil, nil, false, rec)
+		c, err := n.commitmentFormed(ctx, s, eff.Commitment, nil, nil, false, recs...)
 		if err != nil {
 			return nil, err
 		}
 		n.m.messagesReceived.Inc()
-		s.ps = next
+		s.pending = nil
+		s.setPS(next)
 		s.updated = n.now()
 		n.publishMessage(s, env)
 		return c, nil
 	}
-	if _, err := n.led.Append(ctx, rec); err != nil {
+	if _, err := n.led.Append(ctx, recs...); err != nil {
 		return nil, fmt.Errorf("record message: %w", err)
 	}
 	n.m.messagesReceived.Inc()
-	s.ps = next
+	s.pending = nil
+	s.setPS(next)
 	s.updated = n.now()
 	n.publishMessage(s, env)
 	return nil, nil
@@ -389,9 +460,13 @@ func (n *Node) sessionInfoLocked(s *session) api.SessionInfo {
 	info := api.SessionInfo{
 		SessionID: s.id,
 		State:     string(s.ps.State()),
+		Reason:    s.ps.Reason(),
 		CreatedAt: s.created,
 		UpdatedAt: s.updated,
 		Messages:  []json.RawMessage{},
+	}
+	if s.ended != "" && !s.ps.State().Terminal() {
+		info.State, info.Reason = string(protocol.StateFailed), s.ended
 	}
 	if s.initiator {
 		info.Participants = []string{s.local.id.String(), s.remote.String()}

@@ -17,6 +17,7 @@ const (
 	wireEnvelope uint8 = 1 // a signed session envelope
 	wireReceipt  uint8 = 2 // our receipt for a commitment
 	wireAction   uint8 = 3 // a signed commitment action (fulfil, confirm, ...)
+	wireHead     uint8 = 4 // a session's head, and the transcript after a given length
 )
 
 // maxWire caps a decoded request or response.
@@ -30,6 +31,13 @@ type wireReq struct {
 	// KeyCert certifies the checkpoint key that signed Receipt's
 	// checkpoint (ledger.KeyCertificate, JSON).
 	KeyCert []byte `cbor:"5,keyasint,omitempty"`
+	// With wireHead: the session, the length of the sender's transcript
+	// and its head (the hash of its last envelope), and why the sender
+	// ended the session, if it did.
+	Session string `cbor:"6,keyasint,omitempty"`
+	Length  uint64 `cbor:"7,keyasint,omitempty"`
+	Head    []byte `cbor:"8,keyasint,omitempty"`
+	Ended   string `cbor:"9,keyasint,omitempty"`
 }
 
 type wireResp struct {
@@ -44,6 +52,13 @@ type wireResp struct {
 	Receipt []byte `cbor:"4,keyasint,omitempty"`
 	// KeyCert certifies the checkpoint key of Receipt's checkpoint.
 	KeyCert []byte `cbor:"5,keyasint,omitempty"`
+	// With wireHead: the answering node's transcript length and head,
+	// the envelopes that follow the requester's head (if the requester's
+	// transcript is a prefix of ours), and why we ended the session.
+	Length uint64   `cbor:"6,keyasint,omitempty"`
+	Head   []byte   `cbor:"7,keyasint,omitempty"`
+	Tail   [][]byte `cbor:"8,keyasint,omitempty"`
+	Ended  string   `cbor:"9,keyasint,omitempty"`
 }
 
 // codeBusy is the refusal a node answers while it is itself sending in the

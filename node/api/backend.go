@@ -190,8 +190,10 @@ type OpenSessionRequest struct {
 // SessionInfo describes a session (answer of POST /v1/sessions and
 // GET /v1/sessions/{id}).
 type SessionInfo struct {
-	SessionID    string   `json:"sessionId"`
-	State        string   `json:"state"`
+	SessionID string `json:"sessionId"`
+	State     string `json:"state"`
+	// Reason explains a CLOSED or FAILED state, if known.
+	Reason       string   `json:"reason,omitempty"`
 	Participants []string `json:"participants"`
 	// Messages are the signed envelopes of the transcript, in order.
 	Messages     []json.RawMessage `json:"messages"`

@@ -1,0 +1,252 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/aspnode/asp/ledger"
+	"github.com/aspnode/asp/node/api"
+	"github.com/aspnode/asp/protocol"
+	"github.com/fxamacker/cbor/v2"
+)
+
+// Reconciliation: two nodes whose transcripts of one session differ (a
+// crash, a lost acknowledgement, a refusal recorded for a move the
+// counterparty holds) find out when a move is refused as a replay or a
+// conflict, exchange heads (wireHead) and converge on the transcript both
+// signed, or end the session on both sides. See docs/node.md.
+
+// codeSuperseded is the code of a refusal a node records itself for a
+// pending move of its own that can no longer enter the session: the
+// counterparty moved first, from the same head.
+const codeSuperseded = "superseded"
+
+// kindReconciled is the ledger kind of a reconciliation's outcome in a
+// session: a move of ours recorded as refused that the counterparty holds
+// after all (Adopted), or the session ended because the two transcripts
+// cannot converge (Ended).
+const kindReconciled = ledger.Kind(33)
+
+type reconciled struct {
+	Adopted string `cbor:"1,keyasint,omitempty"` // messageId whose refusal is void
+	Ended   string `cbor:"2,keyasint,omitempty"` // why the session ended
+}
+
+// maxTail bounds the envelopes of one wireHead answer (wireDec's array
+// limit), maxTailBytes their size.
+const (
+	maxTail      = 16
+	maxTailBytes = maxWire / 2
+)
+
+// divergent reports whether a refusal's code says the counterparty's
+// transcript differs from ours.
+func divergent(code string) bool {
+	return code == protocol.CodeConflict || code == protocol.CodeReplay
+}
+
+// divergentErr is divergent for a refusal of ours.
+func divergentErr(err error) bool {
+	return errors.Is(err, protocol.ErrChainMismatch) || errors.Is(err, protocol.ErrSequenceGap) ||
+		(errors.Is(err, protocol.ErrReplay) && !errors.Is(err, protocol.ErrDuplicate))
+}
+
+// onHead answers a counterparty's wireHead: our length and head, and the
+// envelopes that follow its head if its transcript is a prefix of ours. It
+// reads the session's view and never waits for the session lock. Only the
+// node of the session's other party may ask.
+func (n *Node) onHead(from string, r *wireReq) *wireResp {
+	s := n.getSession(r.Session)
+	if s == nil {
+		return &wireResp{Code: "not_found", Message: "no session " + r.Session}
+	}
+	if s.remote.Org != from {
+		return refuse(protocol.ErrNotParty, fmt.Errorf("node %s is not a party to session %s", from, r.Session))
+	}
+	v := s.snapshot()
+	resp := &wireResp{Length: uint64(len(v.tr)), Ended: v.ended}
+	if len(v.tr) > 0 {
+		h := v.tr[len(v.tr)-1].Hash()
+		resp.Head = h[:]
+	}
+	if r.Ended != "" && v.ended == "" {
+		n.endSoon(s, "the counterparty ended the session: "+r.Ended)
+		return resp
+	}
+	switch k := r.Length; {
+	case k < uint64(len(v.tr)) && (k == 0 || hashAt(v.tr, k-1, r.Head)):
+		size := 0
+		for _, e := range v.tr[k:] {
+			raw, err := protocol.EncodeEnvelope(e)
+			if err != nil || len(resp.Tail) == maxTail || size+len(raw) > maxTailBytes {
+				break
+			}
+			size += len(raw)
+			resp.Tail = append(resp.Tail, raw)
+		}
+	case k > uint64(len(v.tr)):
+		// The requester may hold what we lack: we ask it in turn.
+		n.reconcileSoon(s)
+	}
+	return resp
+}
+
+// hashAt reports whether tr[i]'s hash is h.
+func hashAt(tr []*protocol.Envelope, i uint64, h []byte) bool {
+	x := tr[i].Hash()
+	return bytes.Equal(x[:], h)
+}
+
+// reconcileSoon reconciles s in the background, once at a time.
+func (n *Node) reconcileSoon(s *session) {
+	if !s.reconciling.CompareAndSwap(false, true) {
+		return
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		defer s.reconciling.Store(false)
+		if err := s.acquire(n.ctx, false, false); err != nil {
+			return
+		}
+		defer s.release()
+		n.reconcileLocked(n.ctx, s)
+	}()
+}
+
+// endSoon ends s in the background.
+func (n *Node) endSoon(s *session, reason string) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := s.acquire(n.ctx, false, false); err != nil {
+			return
+		}
+		defer s.release()
+		n.endLocked(n.ctx, s, reason, false)
+	}()
+}
+
+// reconcileLocked asks the counterparty for the envelopes that follow our
+// head and applies them: its own through the state machine as received
+// messages (signature, certificate, chain, sequence, freshness, legality),
+// ours by resending them (the counterparty holds them and acknowledges
+// them as resends, with its receipt if one formed a commitment). When the
+// two transcripts cannot converge (they fork, or an envelope does not
+// verify), the session ends on both sides. Every round adds envelopes or
+// stops, so it ends.
+// REQUIRES: s.lock.
+func (n *Node) reconcileLocked(ctx context.Context, s *session) {
+	if s.adopting || s.ended != "" {
+		return
+	}
+	s.adopting = true
+	defer func() { s.adopting = false }()
+	n.m.reconciliations.Inc()
+	for round := 0; round <= s.ps.Config().MaxMessages/maxTail+1; round++ {
+		length, head := uint64(s.ps.Len()), s.ps.Head()
+		req := &wireReq{Type: wireHead, Session: s.id, Length: length}
+		if length > 0 {
+			req.Head = head[:]
+		}
+		resp, err := n.request(ctx, s.remote.Org, req)
+		if err != nil {
+			n.log.Debug("reconcile", "session", s.id, "err", err)
+			return
+		}
+		if resp.Code != "" {
+			n.log.Debug("reconcile refused", "session", s.id, "code", resp.Code, "msg", resp.Message)
+			return
+		}
+		if resp.Ended != "" {
+			n.endLocked(ctx, s, "the counterparty ended the session: "+resp.Ended, false)
+			return
+		}
+		if len(resp.Tail) == 0 {
+			switch tr := s.ps.Transcript(); {
+			case resp.Length == length && bytes.Equal(resp.Head, req.Head):
+				return // converged
+			case resp.Length < length && (resp.Length == 0 || hashAt(tr, resp.Length-1, resp.Head)):
+				return // the counterparty is behind; it asks us in turn
+			}
+			n.endLocked(ctx, s, fmt.Sprintf("the transcripts diverged: %d messages here, %d at the counterparty", length, resp.Length), true)
+			return
+		}
+		for _, raw := range resp.Tail {
+			if err := n.adoptLocked(ctx, s, raw); err != nil {
+				n.endLocked(ctx, s, "the counterparty's transcript does not verify here: "+err.Error(), true)
+				return
+			}
+			if s.pending != nil {
+				return // resent, not yet acknowledged: settled later
+			}
+		}
+	}
+}
+
+// adoptLocked applies one envelope of the counterparty's transcript that
+// follows our head.
+// REQUIRES: s.lock.
+func (n *Node) adoptLocked(ctx context.Context, s *session, raw []byte) error {
+	env, err := protocol.DecodeEnvelope(raw)
+	if err != nil {
+		return err
+	}
+	switch env.Sender {
+	case s.remote.String():
+		_, err := n.receiveLocked(ctx, s, env, raw)
+		return err
+	case s.local.id.String():
+		// Ours: signed by our agent and held by the counterparty. It is
+		// checked at its own time (we signed it then) and resent.
+		next := s.ps.Clone()
+		eff, err := next.Step(env, env.Timestamp)
+		if err != nil {
+			return err
+		}
+		if p := s.pending; p == nil || p.MessageID != env.MessageID {
+			body, _ := cbor.Marshal(reconciled{Adopted: env.MessageID})
+			if _, err := n.led.Append(ctx, ledger.Record{Kind: kindReconciled, Time: n.now(), Session: s.id, Body: body}); err != nil {
+				return err
+			}
+			s.pending = nil
+		}
+		if _, err := n.deliverLocked(ctx, s, env, raw, next, eff, true); err != nil && s.pending == nil {
+			return err
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: %s is not a party", protocol.ErrNotParty, env.Sender)
+}
+
+// endLocked ends s: its transcripts here and at the counterparty cannot
+// converge. The end is recorded; the session reads FAILED with the reason
+// and takes no more moves. tell sends the reason to the counterparty,
+// which ends its side too.
+// REQUIRES: s.lock.
+func (n *Node) endLocked(ctx context.Context, s *session, reason string, tell bool) {
+	if s.ended != "" || s.ps.State().Terminal() {
+		return
+	}
+	body, _ := cbor.Marshal(reconciled{Ended: reason})
+	if _, err := n.led.Append(ctx, ledger.Record{Kind: kindReconciled, Time: n.now(), Session: s.id, Body: body}); err != nil {
+		n.log.Error("end session", "session", s.id, "err", err)
+		return
+	}
+	n.log.Warn("session ended", "session", s.id, "reason", reason)
+	s.ended, s.pending = reason, nil
+	s.updated = n.now()
+	s.publishView()
+	n.m.sessionsEnded.Inc()
+	n.bus.publish(api.Event{Type: "session", Data: map[string]any{
+		"sessionId": s.id, "state": protocol.StateFailed, "reason": reason, "from": s.remote.String(),
+	}}, s.local.id.String())
+	if tell {
+		h := s.ps.Head()
+		if _, err := n.request(ctx, s.remote.Org, &wireReq{Type: wireHead, Session: s.id, Length: uint64(s.ps.Len()), Head: h[:], Ended: reason}); err != nil {
+			n.log.Debug("end session: tell counterparty", "session", s.id, "err", err)
+		}
+	}
+}
