@@ -231,10 +231,14 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("start libp2p: %w", err)
 	}
-	n.host.Handle(p2p.SessionProtocol, n.handleWire)
+	// Sessions are rebuilt before any peer is served: a request answered
+	// from an empty session table would open a second copy of a session
+	// (a resent invitation answered with a new consent reply) or refuse
+	// moves the ledger holds.
 	if err := n.recover(ctx); err != nil {
 		return fmt.Errorf("recover from ledger: %w", err)
 	}
+	n.host.Handle(p2p.SessionProtocol, n.handleWire)
 	recovered()
 	if err := n.startExtensions(); err != nil {
 		return err
