@@ -559,3 +559,30 @@ func TestDivergedTranscriptsEndCleanly(t *testing.T) {
 		t.Fatalf("after restart: %s", info.State)
 	}
 }
+
+// Only the node of the session's other party may read its head and
+// transcript; anyone else is refused and changes nothing.
+func TestHeadOnlyForTheParty(t *testing.T) {
+	v, vendor := singleNode(t, "vendor", "compute.gpu-hours")
+	buyer := newScripted(t, "head-buyer", v)
+	sid, _ := invited(t, buyer, v, vendor)
+	if resp := buyer.request(t, v, &wireReq{Type: wireHead, Session: sid}); resp.Code != "" || resp.Length != 3 || len(resp.Tail) != 3 {
+		t.Fatalf("the party's head request: %q, length %d, %d envelopes", resp.Code, resp.Length, len(resp.Tail))
+	}
+	other := newHostilePeer(t, "head-stranger", v)
+	before := fingerprint(t, v)
+	for _, req := range []*wireReq{
+		{Type: wireHead, Session: sid},
+		{Type: wireHead, Session: sid, Ended: "I say so"},
+		{Type: wireHead, Session: "01a248f5-3343-7a73-95e6-b577be63b460"},
+	} {
+		resp := other.request(t, v, req)
+		if resp.Code == "" || len(resp.Tail) > 0 || resp.Length != 0 {
+			t.Fatalf("a stranger's head request %+v answered %+v", req, resp)
+		}
+	}
+	assertUnchanged(t, "a stranger's head requests", v, before)
+	if info, _ := v.Session(context.Background(), api.Principal{Admin: true}, sid); info.State != "AGREEING" {
+		t.Fatalf("state %s after a stranger's end", info.State)
+	}
+}
