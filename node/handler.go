@@ -101,7 +101,7 @@ func (n *Node) onEnvelope(ctx context.Context, from string, raw []byte) *wireRes
 	// before the session lock is asked for: a move of ours in flight must
 	// not turn the answer into "busy" (the sender would take it for a
 	// refusal of a move we hold).
-	if v := s.snapshot(); v.find(env.MessageID) >= 0 {
+	if v := s.snapshot(); v.find(env.MessageID) >= 0 && !(isInvitation(env) && len(v.tr) == 1) {
 		return n.dupAck(ctx, s, v, env)
 	}
 	if err := s.acquire(ctx, true, !s.initiator); err != nil {
@@ -109,7 +109,13 @@ func (n *Node) onEnvelope(ctx context.Context, from string, raw []byte) *wireRes
 	}
 	defer s.release()
 	if hasMessage(s.ps, env.MessageID) {
-		return n.dupAck(ctx, s, s.snapshot(), env)
+		resp := n.dupAck(ctx, s, s.snapshot(), env)
+		if resp.Code == "" && isInvitation(env) && s.ps.Len() == 1 && s.ps.State() == protocol.StateInvited && s.ended == "" {
+			// Held but never answered (a crash came between the two
+			// writes): answered now, as the first time would have been.
+			resp.Reply = n.consentReplyLocked(ctx, s, env)
+		}
+		return resp
 	}
 	if s.ended != "" {
 		return refuse(protocol.ErrInvalidTransition, fmt.Errorf("session %s has ended: %s", s.id, s.ended))

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -584,5 +585,56 @@ func TestHeadOnlyForTheParty(t *testing.T) {
 	assertUnchanged(t, "a stranger's head requests", v, before)
 	if info, _ := v.Session(context.Background(), api.Principal{Admin: true}, sid); info.State != "AGREEING" {
 		t.Fatalf("state %s after a stranger's end", info.State)
+	}
+}
+
+// An invitation recorded but never answered (the node stopped between the
+// two writes) is answered when it is resent, as the first time would have
+// been, instead of leaving the session to time out.
+func TestResentInvitationAnsweredAfterRestart(t *testing.T) {
+	home := filepath.Join(t.TempDir(), "vendor-org")
+	v := startNodeWith(t, home, func(c *Config) { c.Consent = ConsentAsk })
+	t.Cleanup(func() { v.Close() })
+	r, err := v.CreateAgent(context.Background(), api.CreateAgentRequest{Name: "vendor", Capabilities: []string{"compute.gpu-hours"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newHostilePeer(t, "unanswered-buyer", v)
+	to, _ := protocol.ParseAgentID(r.AgentID)
+	sid, err := protocol.NewSessionID(time.Now(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := protocol.NewSession(protocol.Config{}, sid, m.agent(), to, time.Now())
+	inv := m.move(t, s, protocol.Propose, &protocol.ProposeBody{Type: protocol.InvitationType, Subject: "GPU capacity"})
+	if resp := m.request(t, v, envReq(t, inv)); resp.Code != "" || len(resp.Reply) != 0 {
+		t.Fatalf("invitation under ask: %q, reply %d bytes", resp.Code, len(resp.Reply))
+	}
+	if err := v.Close(); err != nil {
+		t.Fatal(err)
+	}
+	v2 := startNodeWith(t, home, func(c *Config) { c.Consent = ConsentAcceptAll })
+	defer v2.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := m.h.Connect(ctx, v2.host.AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	resp := m.request(t, v2, envReq(t, inv))
+	if resp.Code != "" || len(resp.Reply) == 0 {
+		t.Fatalf("resent invitation: %q (%s), reply %d bytes, want the consent reply", resp.Code, resp.Message, len(resp.Reply))
+	}
+	reply, err := protocol.DecodeEnvelope(resp.Reply)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Step(inv, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Step(reply, time.Now()); err != nil || s.State() != protocol.StateIntroduced {
+		t.Fatalf("reply: %v, state %s", err, s.State())
+	}
+	if again := m.request(t, v2, envReq(t, inv)); again.Code != "" || !bytes.Equal(again.Reply, resp.Reply) {
+		t.Fatalf("a second resend: %q, the same reply: %v", again.Code, bytes.Equal(again.Reply, resp.Reply))
 	}
 }
