@@ -121,8 +121,10 @@ func TestCrashWedgesNoSession(t *testing.T) {
 
 	// Every session: the same transcript on both nodes, and finished.
 	var problems []string
+	outcomes := map[string]int{}
 	err := scenario.Await(ctx, func() bool {
 		problems = problems[:0]
+		clear(outcomes)
 		for _, sid := range sessions {
 			var infos [2]api.SessionInfo
 			for i, nd := range []*procnet.Node{n0, n1} {
@@ -141,7 +143,13 @@ func TestCrashWedgesNoSession(t *testing.T) {
 					sid, len(infos[0].Messages), infos[0].State, len(infos[1].Messages), infos[1].State))
 				continue
 			}
-			switch st := infos[0].State; {
+			st := infos[0].State
+			if infos[0].CommitmentID != "" {
+				outcomes["commitment ACTIVE"]++
+			} else {
+				outcomes[st]++
+			}
+			switch {
 			case st == "CLOSED" || st == "FAILED":
 				if infos[1].State != st {
 					problems = append(problems, fmt.Sprintf("%s: %s on the buyer's node, %s on the vendor's", sid, st, infos[1].State))
@@ -159,6 +167,7 @@ func TestCrashWedgesNoSession(t *testing.T) {
 		}
 		return len(problems) == 0
 	})
+	t.Logf("outcomes: %v", outcomes)
 	if err != nil {
 		t.Fatalf("%d sessions not settled: %v:\n%s", len(problems), err, strings.Join(problems[:min(len(problems), 20)], "\n"))
 	}
@@ -175,11 +184,14 @@ func sameMessages(a, b []json.RawMessage) bool {
 }
 
 // negotiate plays one negotiation between the buyer (clients[0]) and the
-// vendor (clients[1]) and returns its session id. Move k (PROPOSE, COUNTER,
-// PROPOSE, ACCEPT; COUNTER and ACCEPT name the message they answer) is made
-// once its sender's node holds the k+2 messages before it, and retried, whatever the error, until that node holds it:
-// a move recorded but not yet acknowledged is resent by the node itself.
-// It fails only when ctx ends first.
+// vendor (clients[1]) and returns its session id: PROPOSE 2.40, COUNTER
+// 2.80, PROPOSE 2.55, ACCEPT. The next move is read from the buyer's
+// transcript (whose turn, which performative), made once the mover's node
+// holds the whole transcript, and retried, whatever the error, until the
+// transcript moves on: a move recorded but not yet acknowledged is resent
+// by the node itself. (An agent retrying an unanswered PROPOSE may make a
+// second PROPOSE; the vendor then accepts the latest.) moved is called for
+// every move its node acknowledged. It fails only when ctx ends first.
 func negotiate(ctx context.Context, clients [2]func() *apiclient.Client, vendorID string, moved func()) (string, error) {
 	var sid string
 	for sid == "" {
@@ -194,14 +206,17 @@ func negotiate(ctx context.Context, clients [2]func() *apiclient.Client, vendorI
 		pause(ctx)
 	}
 	deliverBy := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 1, 0)
-	plan := []struct{ perf, price string }{{"PROPOSE", "2.40"}, {"COUNTER", "2.80"}, {"PROPOSE", "2.55"}, {"ACCEPT", ""}}
+	type msg struct {
+		MessageID    string `json:"messageId"`
+		Sender       string `json:"sender"`
+		Performative string `json:"performative"`
+	}
 	var lastErr error
-	for k := 0; k < len(plan); {
+	for {
 		if ctx.Err() != nil {
-			return sid, fmt.Errorf("move %d (%s) not made: %v", k, plan[k].perf, lastErr)
+			return sid, fmt.Errorf("negotiation not finished: %v", lastErr)
 		}
-		c := clients[k%2]()
-		info, err := c.Session(ctx, sid)
+		info, err := clients[0]().Session(ctx, sid)
 		if err != nil {
 			lastErr = err
 			pause(ctx)
@@ -210,34 +225,48 @@ func negotiate(ctx context.Context, clients [2]func() *apiclient.Client, vendorI
 		if info.State == "CLOSED" || info.State == "FAILED" {
 			return sid, nil
 		}
-		switch n := len(info.Messages); {
-		case n >= 3+k:
-			k++
-			moved()
-			continue
-		case n < 2+k:
-			pause(ctx) // the counterparty's move has not arrived yet
-			continue
-		}
-		req := api.SendMessageRequest{Performative: plan[k].perf}
-		if plan[k].price != "" {
-			req.Terms = scenario.Terms(plan[k].price, deliverBy)
-		}
-		if plan[k].perf != "PROPOSE" {
-			var last struct {
-				MessageID string `json:"messageId"`
-			}
-			if err := json.Unmarshal(info.Messages[len(info.Messages)-1], &last); err != nil {
+		var tr []msg
+		for _, raw := range info.Messages {
+			var m msg
+			if err := json.Unmarshal(raw, &m); err != nil {
 				return sid, err
 			}
-			req.ReferenceID = last.MessageID
+			tr = append(tr, m)
+		}
+		last := tr[len(tr)-1]
+		countered := slices.ContainsFunc(tr, func(m msg) bool { return m.Performative == "COUNTER" })
+		mover, req := 0, api.SendMessageRequest{}
+		switch {
+		case len(tr) == 2:
+			req = api.SendMessageRequest{Performative: "PROPOSE", Terms: scenario.Terms("2.40", deliverBy)}
+		case last.Sender == vendorID && last.Performative == "ACCEPT":
+			return sid, nil
+		case last.Sender == vendorID && last.Performative == "COUNTER":
+			req = api.SendMessageRequest{Performative: "PROPOSE", Terms: scenario.Terms("2.55", deliverBy)}
+		case last.Performative == "PROPOSE" && !countered:
+			mover, req = 1, api.SendMessageRequest{Performative: "COUNTER", ReferenceID: last.MessageID, Terms: scenario.Terms("2.80", deliverBy)}
+		case last.Performative == "PROPOSE":
+			mover, req = 1, api.SendMessageRequest{Performative: "ACCEPT", ReferenceID: last.MessageID}
+		default:
+			return sid, fmt.Errorf("unexpected %s from %s after %d messages", last.Performative, last.Sender, len(tr))
+		}
+		c := clients[mover]()
+		if mover == 1 {
+			// The vendor's node must hold the buyer's last move first.
+			v, err := c.Session(ctx, sid)
+			if err != nil || len(v.Messages) < len(tr) {
+				lastErr = err
+				pause(ctx)
+				continue
+			}
 		}
 		if _, err := c.Send(ctx, sid, req); err != nil {
 			lastErr = err
 			pause(ctx)
+			continue
 		}
+		moved()
 	}
-	return sid, nil
 }
 
 func pause(ctx context.Context) {
