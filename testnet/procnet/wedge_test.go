@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"slices"
 	"strconv"
@@ -63,6 +65,7 @@ func TestCrashWedgesNoSession(t *testing.T) {
 			if err := n1.Kill(); err != nil {
 				t.Errorf("kill: %v", err)
 			}
+			t.Logf("node-1 killed after %d moves", moves.Load())
 			close(killed)
 		})
 	}
@@ -168,6 +171,9 @@ func TestCrashWedgesNoSession(t *testing.T) {
 		return len(problems) == 0
 	})
 	t.Logf("outcomes: %v", outcomes)
+	for _, nd := range net.Nodes {
+		t.Logf("%s: %s", nd.Name, counters(ctx, nd, "asp_resends_total", "asp_session_reconciliations_total", "asp_sessions_ended_diverged_total"))
+	}
 	if err != nil {
 		t.Fatalf("%d sessions not settled: %v:\n%s", len(problems), err, strings.Join(problems[:min(len(problems), 20)], "\n"))
 	}
@@ -267,6 +273,33 @@ func negotiate(ctx context.Context, clients [2]func() *apiclient.Client, vendorI
 		}
 		moved()
 	}
+}
+
+// counters reads the named counters from nd's /metrics.
+func counters(ctx context.Context, nd *procnet.Node, names ...string) string {
+	req, err := http.NewRequestWithContext(ctx, "GET", nd.APIURL()+"/metrics", nil)
+	if err != nil {
+		return err.Error()
+	}
+	req.Header.Set("Authorization", "Bearer "+nd.Admin().Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err.Error()
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		for _, name := range names {
+			if strings.HasPrefix(line, name+" ") {
+				out = append(out, line)
+			}
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 func pause(ctx context.Context) {
