@@ -101,7 +101,7 @@ func hashAt(tr []*protocol.Envelope, i uint64, h []byte) bool {
 
 // reconcileSoon reconciles s in the background, once at a time.
 func (n *Node) reconcileSoon(s *session) {
-	if !s.reconciling.CompareAndSwap(false, true) {
+	if n.ctx.Err() != nil || !s.reconciling.CompareAndSwap(false, true) {
 		return
 	}
 	n.wg.Add(1)
@@ -118,6 +118,9 @@ func (n *Node) reconcileSoon(s *session) {
 
 // endSoon ends s in the background.
 func (n *Node) endSoon(s *session, reason string) {
+	if n.ctx.Err() != nil {
+		return
+	}
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
