@@ -65,5 +65,6 @@
 // flight with ErrFailed.
 //
 // The on-disk layout is in keys.go and tree.go; the bundle format in
-// bundle.go and docs/ledger.md.
+// bundle.go (the writer), bundleverify.go (the verifier) and
+// docs/ledger.md; snapshots of a ledger in use in snapshot.go.
 package ledger
