@@ -202,14 +202,23 @@ func (n *Node) adoptLocked(ctx context.Context, s *session, raw []byte) error {
 		_, err := n.receiveLocked(ctx, s, env, raw)
 		return err
 	case s.local.id.String():
-		// Ours: signed by our agent and held by the counterparty. It is
-		// checked at its own time (we signed it then) and resent.
+		// Ours: signed by our agent and held by the counterparty. A
+		// pending move is checked at its own time (we signed it then)
+		// and resent. One recorded as refused is taken back only as a
+		// move arriving now would be, judged against our clock: the
+		// counterparty cannot keep a refused move to make it count
+		// later.
+		pending := s.pending != nil && s.pending.MessageID == env.MessageID
+		at := env.Timestamp
+		if !pending {
+			at = n.now()
+		}
 		next := s.ps.Clone()
-		eff, err := next.Step(env, env.Timestamp)
+		eff, err := next.Step(env, at)
 		if err != nil {
 			return err
 		}
-		if p := s.pending; p == nil || p.MessageID != env.MessageID {
+		if !pending {
 			body, _ := cbor.Marshal(reconciled{Adopted: env.MessageID})
 			if _, err := n.led.Append(ctx, ledger.Record{Kind: kindReconciled, Time: n.now(), Session: s.id, Body: body}); err != nil {
 				return err

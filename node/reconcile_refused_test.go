@@ -1,0 +1,79 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aspnode/asp/node/api"
+	"github.com/aspnode/asp/protocol"
+)
+
+// A counterparty that refused a move of ours cannot take it back later
+// through a head: the agent was told the move was refused. An ACCEPT
+// refused and then offered back in a tail an hour later forms no
+// commitment; the session ends instead.
+func TestRefusedMoveNotAdoptedLate(t *testing.T) {
+	var offset atomic.Int64
+	clock := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	home := filepath.Join(t.TempDir(), "vendor-org")
+	if _, err := Init(home, "vendor-org", "test"); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadConfig(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := New(cfg, WithClock(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := v.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.Close() })
+	ra, err := v.CreateAgent(ctx, api.CreateAgentRequest{Name: "vendor", Capabilities: []string{"compute.gpu-hours"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	buyer := newScripted(t, "option-buyer", v)
+	sid, offer := invited(t, buyer, v, ra.AgentID)
+	// The buyer refuses the vendor's ACCEPT, but keeps it.
+	buyer.setAnswer(func(env *protocol.Envelope) (*wireResp, error) {
+		buyer.apply(t, env)
+		return &wireResp{Code: protocol.CodeStaleOffer, Message: "offer withdrawn"}, nil
+	})
+	_, err = v.SendMessage(ctx, ra.AgentID, sid, api.SendMessageRequest{Performative: "ACCEPT", ReferenceID: offer.MessageID})
+	var rr *RemoteRefusal
+	if !errors.As(err, &rr) {
+		t.Fatalf("ACCEPT: %v, want a refusal", err)
+	}
+	await(t, buyer.got, "the ACCEPT")
+	buyer.setAnswer(nil)
+	// An hour later, the buyer claims a longer transcript: the vendor
+	// asks for its head and is offered its own ACCEPT back.
+	offset.Store(int64(time.Hour))
+	s := v.getSession(sid)
+	if resp := buyer.request(t, v, &wireReq{Type: wireHead, Session: sid, Length: 4}); resp.Code != "" {
+		t.Fatalf("head: %s: %s", resp.Code, resp.Message)
+	}
+	await(t, buyer.heads, "the vendor's head request")
+	deadline := time.Now().Add(20 * time.Second)
+	for s.reconciling.Load() || (len(s.snapshot().tr) == 3 && s.snapshot().ended == "") {
+		if time.Now().After(deadline) {
+			t.Fatal("the reconciliation did not finish")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cs, err := v.Commitments(ctx, api.Principal{Admin: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cs) != 0 || len(s.snapshot().tr) != 3 {
+		t.Fatalf("a refused ACCEPT was adopted an hour later: %d commitments, %d messages", len(cs), len(s.snapshot().tr))
+	}
+}
