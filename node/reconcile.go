@@ -116,14 +116,15 @@ func (n *Node) reconcileSoon(s *session) {
 	}()
 }
 
-// endSoon ends s in the background.
+// endSoon ends s in the background, once at a time.
 func (n *Node) endSoon(s *session, reason string) {
-	if n.ctx.Err() != nil {
+	if n.ctx.Err() != nil || !s.ending.CompareAndSwap(false, true) {
 		return
 	}
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
+		defer s.ending.Store(false)
 		if err := s.acquire(n.ctx, false, false); err != nil {
 			return
 		}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -75,5 +77,39 @@ func TestRefusedMoveNotAdoptedLate(t *testing.T) {
 	}
 	if len(cs) != 0 || len(s.snapshot().tr) != 3 {
 		t.Fatalf("a refused ACCEPT was adopted an hour later: %d commitments, %d messages", len(cs), len(s.snapshot().tr))
+	}
+}
+
+// Head requests carrying "ended" that arrive while the session is busy
+// start one background end, not one goroutine each: a party cannot pile
+// up goroutines (each waiting for the session) by repeating the request.
+func TestRepeatedEndStartsOneGoroutine(t *testing.T) {
+	v, vendor := singleNode(t, "vendor", "compute.gpu-hours")
+	buyer := newScripted(t, "end-buyer", v)
+	sid, _ := invited(t, buyer, v, vendor)
+	s := v.getSession(sid)
+	if err := s.acquire(context.Background(), false, false); err != nil {
+		t.Fatal(err)
+	}
+	const n = 50
+	for range n {
+		if resp := buyer.request(t, v, &wireReq{Type: wireHead, Session: sid, Ended: "done here"}); resp.Code != "" {
+			t.Fatalf("head: %s: %s", resp.Code, resp.Message)
+		}
+	}
+	buf := make([]byte, 64<<20)
+	waiting := strings.Count(string(buf[:runtime.Stack(buf, true)]), "(*Node).endSoon.func1")
+	s.release()
+	if waiting > 1 {
+		t.Fatalf("%d goroutines wait to end the session after %d requests, want 1", waiting, n)
+	}
+	// Asked again, in case the one end gave up waiting under load.
+	deadline := time.Now().Add(20 * time.Second)
+	for s.snapshot().ended == "" {
+		if time.Now().After(deadline) {
+			t.Fatal("the session did not end")
+		}
+		buyer.request(t, v, &wireReq{Type: wireHead, Session: sid, Ended: "done here"})
+		time.Sleep(20 * time.Millisecond)
 	}
 }

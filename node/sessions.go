@@ -35,6 +35,7 @@ type session struct {
 	// envelope is answered from it while a move of ours is in flight.
 	view        atomic.Pointer[sessionView]
 	reconciling atomic.Bool // a reconciliation is scheduled or running
+	ending      atomic.Bool // an end asked by the counterparty is scheduled
 
 	// Guarded by lock.
 	ps       *protocol.Session
