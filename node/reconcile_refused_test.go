@@ -113,3 +113,59 @@ func TestRepeatedEndStartsOneGoroutine(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// A move adopted through reconciliation and resent, whose acknowledgement
+// has not arrived when the node stops, is resent after the restart like
+// any unacknowledged move: an adopted ACCEPT then forms its commitment
+// instead of standing in the transcript without one.
+func TestAdoptedMoveResentAfterRestart(t *testing.T) {
+	v, vendor := singleNode(t, "vendor", "compute.gpu-hours")
+	buyer := newScripted(t, "adopt-buyer", v)
+	sid, offer := invited(t, buyer, v, vendor)
+	ctx := context.Background()
+	// The buyer holds the vendor's ACCEPT but answers busy, as a resend
+	// was once answered: the vendor records a refusal.
+	buyer.setAnswer(func(env *protocol.Envelope) (*wireResp, error) {
+		buyer.step(env)
+		return &wireResp{Code: codeBusy, Message: "session busy: concurrent move"}, nil
+	})
+	if _, err := v.SendMessage(ctx, vendor, sid, api.SendMessageRequest{Performative: "ACCEPT", ReferenceID: offer.MessageID}); err == nil {
+		t.Fatal("ACCEPT answered busy went through")
+	}
+	await(t, buyer.got, "the ACCEPT")
+	// Reconciliation adopts it and resends it; that acknowledgement is lost.
+	buyer.setAnswer(func(env *protocol.Envelope) (*wireResp, error) {
+		return nil, errors.New("connection lost")
+	})
+	if resp := buyer.request(t, v, &wireReq{Type: wireHead, Session: sid, Length: 4}); resp.Code != "" {
+		t.Fatalf("head: %s: %s", resp.Code, resp.Message)
+	}
+	await(t, buyer.got, "the adopted ACCEPT resent")
+	home := v.cfg.Home
+	if err := v.Close(); err != nil {
+		t.Fatal(err)
+	}
+	buyer.setAnswer(nil)
+	v2 := startNode(t, home)
+	defer v2.Close()
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := buyer.h.Connect(cctx, v2.host.AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		cs, err := v2.Commitments(ctx, api.Principal{Admin: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cs) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the restart the vendor holds %d commitments, want the ACCEPT's", len(cs))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	sameTranscript(t, v2, sid, buyer)
+}

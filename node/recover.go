@@ -44,7 +44,10 @@ func (n *Node) recover(ctx context.Context) error {
 			return err
 		}
 		for _, e := range ents {
-			if e.Session != "" && e.Kind != kindMessageRefused {
+			// A refusal, or a reconciliation's record, says nothing of
+			// whether the counterparty acknowledged the move before it: an
+			// adopted move with no acknowledgement recorded is resent.
+			if e.Session != "" && e.Kind != kindMessageRefused && e.Kind != kindReconciled {
 				lastEntry[e.Session] = e.Index
 			}
 			switch e.Kind {
