@@ -127,8 +127,10 @@ func readAck(fs vfs.FS, dir string) (ackRecord, error) {
 // and rename, syncs the directory, and opens it for updates.
 func createAck(fs vfs.FS, dir string, size uint64, root [32]byte) (*ackFile, error) {
 	r := ackRecord{seq: 1, size: size, root: root}
+	// In the slot of its seq, as advance writes them: the first update
+	// then goes to the other slot and leaves this one intact.
 	b := make([]byte, ackFileLen)
-	copy(b, r.marshal())
+	copy(b[int(r.seq%2)*ackSlot:], r.marshal())
 	name := fs.PathJoin(dir, AckFile)
 	tmp := name + ".tmp"
 	f, err := fs.Create(tmp, vfs.WriteCategoryUnspecified)
