@@ -118,7 +118,11 @@ func (n *Node) onEnvelope(ctx context.Context, from string, raw []byte) *wireRes
 		return resp
 	}
 	if s.ended != "" {
-		return refuse(protocol.ErrInvalidTransition, fmt.Errorf("session %s has ended: %s", s.id, s.ended))
+		// Ended carries the reason: a counterparty that missed our head
+		// request ends its side now.
+		resp := refuse(protocol.ErrInvalidTransition, fmt.Errorf("session %s has ended: %s", s.id, s.ended))
+		resp.Ended = s.ended
+		return resp
 	}
 	if p := s.pending; p != nil && env.Integrity.PreviousHash == p.Hash() {
 		// The counterparty's move follows our pending one: it holds it.

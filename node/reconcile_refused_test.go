@@ -169,3 +169,39 @@ func TestAdoptedMoveResentAfterRestart(t *testing.T) {
 	}
 	sameTranscript(t, v2, sid, buyer)
 }
+
+// A session ended on one side whose head request to the counterparty was
+// lost (the counterparty was down) ends on the counterparty's side too, at
+// its next move: the refusal says the session ended. Before, the
+// counterparty's every move, CLOSE included, was refused for good.
+func TestEndedSessionEndsCounterpartyOnItsNextMove(t *testing.T) {
+	p := newPair(t)
+	ctx := context.Background()
+	s, err := p.buyerNode.OpenSession(ctx, p.buyer, api.OpenSessionRequest{To: p.vendor})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.buyerNode.SendMessage(ctx, p.buyer, s.SessionID, api.SendMessageRequest{Performative: "PROPOSE", Terms: terms("2.40")}); err != nil {
+		t.Fatal(err)
+	}
+	// The vendor's node ends the session; its head request is lost.
+	vs := p.vendorNode.getSession(s.SessionID)
+	if err := vs.acquire(ctx, false, false); err != nil {
+		t.Fatal(err)
+	}
+	p.vendorNode.endLocked(ctx, vs, "the transcripts diverged", false)
+	vs.release()
+
+	_, err = p.buyerNode.SendMessage(ctx, p.buyer, s.SessionID, api.SendMessageRequest{Performative: "CLOSE", Body: []byte(`{"reason":"done"}`)})
+	var rr *RemoteRefusal
+	if !errors.As(err, &rr) {
+		t.Fatalf("CLOSE in a session the vendor ended: %v, want a refusal", err)
+	}
+	info, err := p.buyerNode.Session(ctx, api.Principal{Admin: true}, s.SessionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State != "FAILED" {
+		t.Fatalf("the buyer's session is %s after the vendor's refusal, want FAILED", info.State)
+	}
+}

@@ -313,7 +313,9 @@ func (n *Node) deliverLocked(ctx context.Context, s *session, env *protocol.Enve
 		if resp.Code == codeBusy {
 			return nil, api.Conflict("conflict", "the counterparty moved in this session at the same time; read the session and retry")
 		}
-		if divergent(resp.Code) {
+		if resp.Ended != "" {
+			n.endLocked(ctx, s, "the counterparty ended the session: "+resp.Ended, false)
+		} else if divergent(resp.Code) {
 			// The counterparty's transcript differs from ours: converge
 			// before the agent moves again.
 			n.reconcileLocked(ctx, s)
