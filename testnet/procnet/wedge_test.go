@@ -22,12 +22,13 @@ import (
 )
 
 // crashNegotiations is how many negotiations TestCrashWedgesNoSession
-// runs: ASP_CRASH_NEGOTIATIONS, 200 by default.
+// runs: ASP_CRASH_NEGOTIATIONS, 1,000 by default (about 20 s on 2 cores;
+// with a few hundred the kill can land where nothing is in flight).
 func crashNegotiations(t *testing.T) int {
 	t.Helper()
 	s := os.Getenv("ASP_CRASH_NEGOTIATIONS")
 	if s == "" {
-		return 200
+		return 1000
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 1 {
@@ -177,6 +178,11 @@ func TestCrashWedgesNoSession(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%d sessions not settled: %v:\n%s", len(problems), err, strings.Join(problems[:min(len(problems), 20)], "\n"))
 	}
+	// The kill must have caught the vendor's node with moves recorded but
+	// not acknowledged, or the run proves nothing about resends.
+	if resent := counterValue(ctx, n1, "asp_resends_total"); resent < 1 {
+		t.Fatalf("the restarted node resent nothing (%s): the kill hit no move in flight; raise ASP_CRASH_NEGOTIATIONS", counters(ctx, n1, "asp_resends_total"))
+	}
 	if err := net.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -307,4 +313,17 @@ func pause(ctx context.Context) {
 	case <-ctx.Done():
 	case <-time.After(50 * time.Millisecond):
 	}
+}
+
+// counterValue is one counter of nd's metrics, or -1 if it cannot be read.
+func counterValue(ctx context.Context, nd *procnet.Node, name string) float64 {
+	f := strings.Fields(counters(ctx, nd, name))
+	if len(f) != 2 {
+		return -1
+	}
+	v, err := strconv.ParseFloat(f[1], 64)
+	if err != nil {
+		return -1
+	}
+	return v
 }
