@@ -122,7 +122,8 @@ func (n *Node) checkReceipt(c *commitment, raw, keyCert []byte) error {
 	if r.Org != c.remote.Org {
 		return fmt.Errorf("%w: receipt signed by %s, want %s", protocol.ErrNotParty, r.Org, c.remote.Org)
 	}
-	if err := r.Verify(); err != nil {
+	// The full offer and acceptance hashes, and the signature.
+	if err := c.c.CheckReceipt(r); err != nil {
 		return err
 	}
 	return n.checkReceiptCheckpoint(r, keyCert)
@@ -179,7 +180,10 @@ func (n *Node) ensureOurReceipt(ctx context.Context, c *commitment) error {
 }
 
 // ensureOurReceiptLocked makes our receipt: our signature over the
-// commitment with a signed checkpoint covering its entry.
+// commitment (the full hashes of its offer and acceptance) with a signed
+// checkpoint covering its entry. We sign it only for a commitment our own
+// session state machine formed, so a receipt of ours is the evidence that
+// the commitment exists for us (docs/trust.md).
 //
 // The receipt is recorded in our ledger with the commitment's activation, or
 // by the resend loop (recordOurReceiptLocked), not before it is sent: it
@@ -196,7 +200,7 @@ func (n *Node) ensureOurReceiptLocked(ctx context.Context, c *commitment) error 
 	if err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	r, err := protocol.SignReceipt(n.orgKey, c.id, c.index, cp)
+	r, err := protocol.SignCommitmentReceipt(n.orgKey, c.c, c.index, cp)
 	if err != nil {
 		return err
 	}

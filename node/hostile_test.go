@@ -620,7 +620,7 @@ func TestHostileEnvelopes(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Run("receipt for a commitment the peer is not party to", func(t *testing.T) {
-		r, err := protocol.SignReceipt(m.party.OrgKey, cid, 3, cp)
+		r, err := protocol.SignCommitmentReceipt(m.party.OrgKey, v.getCommitment(cid).c, 3, cp)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -629,7 +629,7 @@ func TestHostileEnvelopes(t *testing.T) {
 		send(t, v, &wireReq{Type: wireReceipt, Receipt: raw}, "unauthorized")
 	})
 	t.Run("receipt in the counterparty's name, sent by a third peer", func(t *testing.T) {
-		r, err := protocol.SignReceipt(m.party.OrgKey, cid, 3, cp)
+		r, err := protocol.SignCommitmentReceipt(m.party.OrgKey, v.getCommitment(cid).c, 3, cp)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -638,7 +638,7 @@ func TestHostileEnvelopes(t *testing.T) {
 		send(t, b, &wireReq{Type: wireReceipt, Receipt: raw}, "unauthorized")
 	})
 	t.Run("receipt for an unknown commitment", func(t *testing.T) {
-		r, err := protocol.SignReceipt(m.party.OrgKey, "cmt_doesnotexist", 3, cp)
+		r, err := protocol.SignReceipt(m.party.OrgKey, [32]byte{1}, [32]byte{2}, 3, cp)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1108,7 +1108,7 @@ func TestHostileReceiptCheckpoint(t *testing.T) {
 				mu.Lock()
 				oh := offerHash
 				mu.Unlock()
-				rc, err := protocol.SignReceipt(m.party.OrgKey, protocol.CommitmentID(oh, env.Hash()), 7, bogus)
+				rc, err := protocol.SignReceipt(m.party.OrgKey, oh, env.Hash(), 7, bogus)
 				if err != nil {
 					return nil, err
 				}
@@ -1149,7 +1149,7 @@ func TestHostileReceiptCheckpoint(t *testing.T) {
 			t.Fatalf("ACCEPT: code %q (%s), receipt %d bytes", resp.Code, resp.Message, len(resp.Receipt))
 		}
 		id := protocol.CommitmentID(offer.Hash(), acc.Hash())
-		rc, err := protocol.SignReceipt(m.party.OrgKey, id, 7, bogus)
+		rc, err := protocol.SignReceipt(m.party.OrgKey, offer.Hash(), acc.Hash(), 7, bogus)
 		if err != nil {
 			t.Fatal(err)
 		}

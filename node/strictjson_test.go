@@ -23,7 +23,7 @@ func TestReceiptKeyCertificateStrict(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := protocol.SignReceipt(n.orgKey, "cmt_test", 0, cp)
+	r, err := protocol.SignReceipt(n.orgKey, [32]byte{1}, [32]byte{2}, 0, cp)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,7 +34,7 @@ const (
 const (
 	domainEnvelope    = "asp/1.0 envelope"
 	domainCertificate = "asp/1.0 certificate"
-	domainReceipt     = "asp/1.0 receipt"
+	domainReceipt     = "asp/1.1 receipt" // receipt format asp/1.1: full offer and acceptance hashes
 	domainAction      = "asp/1.0 commitment-action"
 )
 

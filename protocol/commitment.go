@@ -70,6 +70,7 @@ type Commitment struct {
 	Amends     string      // id of the commitment this one amends, or ""
 	Offer      *Envelope   // the PROPOSE, COUNTER or COMMIT accepted
 	Acceptance *Envelope   // the ACCEPT
+	OfferHash  [32]byte    // the offer's integrity hash
 	Head       [32]byte    // transcript head when accepted (the acceptance's hash)
 	Created    time.Time   // the acceptance's timestamp
 
@@ -90,6 +91,7 @@ func newCommitment(sessionID string, offerEnv *Envelope, offerHash [32]byte, t T
 		Amends:     amends,
 		Offer:      offerEnv,
 		Acceptance: acc,
+		OfferHash:  offerHash,
 		Head:       accHash,
 		Created:    acc.Timestamp,
 		State:      CommitmentPending,
@@ -135,26 +137,36 @@ func (c *Commitment) clone() *Commitment {
 }
 
 // Receipt proves that an organisation recorded a commitment in its ledger:
-// its node's signature over the commitment id, the ledger index of the
-// entry and the signed checkpoint that covers it.
+// its node's signature over the commitment's full offer and acceptance
+// hashes (and the id derived from them), the ledger index of the entry and
+// the signed checkpoint that covers it.
+//
+// Receipt format asp/1.1: the signature is made under the domain
+// "asp/1.1 receipt", so no asp/1.0 receipt (which signed only the 128-bit
+// commitment id) verifies as one.
 type Receipt struct {
-	CommitmentID string
-	Org          string // peer id of the organisation (its node)
-	LedgerIndex  uint64 // index of the commitment's entry in Org's ledger
-	Checkpoint   []byte // Org's signed checkpoint covering LedgerIndex
-	Signature    []byte // by Org's key, over the other fields
+	CommitmentID   string
+	Org            string   // peer id of the organisation (its node)
+	OfferHash      [32]byte // integrity hash of the offer accepted
+	AcceptanceHash [32]byte // integrity hash of the ACCEPT
+	LedgerIndex    uint64   // index of the commitment's entry in Org's ledger
+	Checkpoint     []byte   // Org's signed checkpoint covering LedgerIndex
+	Signature      []byte   // by Org's key, over the other fields
 }
 
 type wireReceipt struct {
-	CommitmentID string `cbor:"commitmentId" json:"commitmentId"`
-	Org          string `cbor:"org" json:"org"`
-	LedgerIndex  uint64 `cbor:"ledgerIndex" json:"ledgerIndex"`
-	Checkpoint   b64    `cbor:"checkpoint" json:"checkpoint"`
-	Signature    b64    `cbor:"signature,omitempty" json:"signature,omitempty"`
+	CommitmentID   string `cbor:"commitmentId" json:"commitmentId"`
+	Org            string `cbor:"org" json:"org"`
+	OfferHash      b64    `cbor:"offerHash" json:"offerHash"`
+	AcceptanceHash b64    `cbor:"acceptanceHash" json:"acceptanceHash"`
+	LedgerIndex    uint64 `cbor:"ledgerIndex" json:"ledgerIndex"`
+	Checkpoint     b64    `cbor:"checkpoint" json:"checkpoint"`
+	Signature      b64    `cbor:"signature,omitempty" json:"signature,omitempty"`
 }
 
 func (r *Receipt) wire(signing bool) wireReceipt {
-	w := wireReceipt{r.CommitmentID, r.Org, r.LedgerIndex, r.Checkpoint, r.Signature}
+	w := wireReceipt{r.CommitmentID, r.Org, slices.Clone(r.OfferHash[:]), slices.Clone(r.AcceptanceHash[:]),
+		r.LedgerIndex, r.Checkpoint, r.Signature}
 	if w.Checkpoint == nil {
 		w.Checkpoint = b64{}
 	}
@@ -164,20 +176,32 @@ func (r *Receipt) wire(signing bool) wireReceipt {
 	return w
 }
 
-// SignReceipt makes org's receipt for a commitment recorded at
+func (w *wireReceipt) receipt() (*Receipt, error) {
+	if len(w.OfferHash) != sha256.Size || len(w.AcceptanceHash) != sha256.Size {
+		return nil, fmt.Errorf("%w: receipt hashes of %d and %d bytes, want %d", ErrMalformed,
+			len(w.OfferHash), len(w.AcceptanceHash), sha256.Size)
+	}
+	r := &Receipt{CommitmentID: w.CommitmentID, Org: w.Org, LedgerIndex: w.LedgerIndex, Checkpoint: w.Checkpoint,
+		Signature: w.Signature}
+	copy(r.OfferHash[:], w.OfferHash)
+	copy(r.AcceptanceHash[:], w.AcceptanceHash)
+	return r, nil
+}
+
+// SignReceipt makes org's receipt for the commitment formed by the offer
+// and the acceptance of the given integrity hashes, recorded at
 // ledgerIndex, covered by checkpoint.
-func SignReceipt(org ed25519.PrivateKey, commitmentID string, ledgerIndex uint64, checkpoint []byte) (*Receipt, error) {
+func SignReceipt(org ed25519.PrivateKey, offerHash, acceptanceHash [32]byte, ledgerIndex uint64, checkpoint []byte) (*Receipt, error) {
 	if len(org) != ed25519.PrivateKeySize {
 		return nil, fmt.Errorf("%w: organisation key", ErrBadKey)
 	}
-	if err := checkText("commitmentId", commitmentID, maxShort, true); err != nil {
-		return nil, err
-	}
 	r := &Receipt{
-		CommitmentID: commitmentID,
-		Org:          PeerIDFromPublicKey(org.Public().(ed25519.PublicKey)),
-		LedgerIndex:  ledgerIndex,
-		Checkpoint:   slices.Clone(checkpoint),
+		CommitmentID:   CommitmentID(offerHash, acceptanceHash),
+		Org:            PeerIDFromPublicKey(org.Public().(ed25519.PublicKey)),
+		OfferHash:      offerHash,
+		AcceptanceHash: acceptanceHash,
+		LedgerIndex:    ledgerIndex,
+		Checkpoint:     slices.Clone(checkpoint),
 	}
 	d, _, err := digest(r.wire(true))
 	if err != nil {
@@ -189,8 +213,18 @@ func SignReceipt(org ed25519.PrivateKey, commitmentID string, ledgerIndex uint64
 	return r, nil
 }
 
-// Verify checks the receipt's signature against the key in its Org peer id.
+// SignCommitmentReceipt is SignReceipt for c.
+func SignCommitmentReceipt(org ed25519.PrivateKey, c *Commitment, ledgerIndex uint64, checkpoint []byte) (*Receipt, error) {
+	return SignReceipt(org, c.OfferHash, c.Head, ledgerIndex, checkpoint)
+}
+
+// Verify checks that the receipt's commitment id is the one its hashes
+// derive (ErrWrongCommitment) and its signature against the key in its Org
+// peer id (ErrBadSignature).
 func (r *Receipt) Verify() error {
+	if id := CommitmentID(r.OfferHash, r.AcceptanceHash); r.CommitmentID != id {
+		return fmt.Errorf("%w: receipt names %s, its hashes form %s", ErrWrongCommitment, r.CommitmentID, id)
+	}
 	pub, err := PublicKeyFromPeerID(r.Org)
 	if err != nil {
 		return err
@@ -214,7 +248,7 @@ func DecodeReceipt(b []byte) (*Receipt, error) {
 	if err := decodeCanonical(b, &w); err != nil {
 		return nil, fmt.Errorf("receipt: %w", err)
 	}
-	return &Receipt{w.CommitmentID, w.Org, w.LedgerIndex, w.Checkpoint, w.Signature}, nil
+	return w.receipt()
 }
 
 // MarshalJSON encodes the receipt's JSON form.
@@ -226,12 +260,41 @@ func (r *Receipt) UnmarshalJSON(b []byte) error {
 	if err := strictJSON(b, &w); err != nil {
 		return err
 	}
-	*r = Receipt{w.CommitmentID, w.Org, w.LedgerIndex, w.Checkpoint, w.Signature}
+	x, err := w.receipt()
+	if err != nil {
+		return err
+	}
+	*r = *x
 	return nil
 }
 
-// AddReceipt returns c with r added. r must be for c, from a party
-// organisation not already holding a receipt, and correctly signed. When
+// CheckReceipt checks that r is a valid receipt for c: it names c, by id
+// and by the full hashes of c's offer and acceptance (ErrWrongCommitment),
+// it is from a party organisation (ErrReceiptOrg) and its signature
+// verifies (ErrBadSignature). It does not look at c's other receipts.
+func (c *Commitment) CheckReceipt(r *Receipt) error {
+	if r == nil {
+		return fmt.Errorf("%w: no receipt", ErrMalformed)
+	}
+	if r.CommitmentID != c.ID {
+		return fmt.Errorf("%w: receipt for %s, not %s", ErrWrongCommitment, r.CommitmentID, c.ID)
+	}
+	if r.OfferHash != c.OfferHash || r.AcceptanceHash != c.Head {
+		return fmt.Errorf("%w: receipt for %s names another offer or acceptance", ErrWrongCommitment, c.ID)
+	}
+	if !slices.Contains(c.Orgs(), r.Org) {
+		return fmt.Errorf("%w: %s", ErrReceiptOrg, r.Org)
+	}
+	return r.Verify()
+}
+
+// Receipted reports whether c holds every party organisation's receipt:
+// both organisations recorded it.
+func (c *Commitment) Receipted() bool { return c.hasAllReceipts() }
+
+// AddReceipt returns c with r added. r must be for c (CheckReceipt: its id
+// and both full hashes), from a party organisation not already holding a
+// receipt, and correctly signed. When
 // every party organisation's receipt is held, a PENDING commitment becomes
 // ACTIVE.
 func (c *Commitment) AddReceipt(r *Receipt) (*Commitment, error) {
@@ -252,7 +315,7 @@ func (c *Commitment) AddReceipt(r *Receipt) (*Commitment, error) {
 			return nil, fmt.Errorf("%w: second receipt of %s", ErrReplay, r.Org)
 		}
 	}
-	if err := r.Verify(); err != nil {
+	if err := c.CheckReceipt(r); err != nil {
 		return nil, err
 	}
 	n := c.clone()
@@ -720,7 +783,7 @@ func VerifyCommitment(c *Commitment) error {
 		return err
 	}
 	if x.ID != c.ID || x.State != c.State || x.SessionID != c.SessionID || x.Proposer != c.Proposer ||
-		x.Acceptor != c.Acceptor || x.Head != c.Head || x.Amends != c.Amends {
+		x.Acceptor != c.Acceptor || x.Head != c.Head || x.OfferHash != c.OfferHash || x.Amends != c.Amends {
 		return fmt.Errorf("%w: commitment %s does not match its signed facts", ErrMalformed, c.ID)
 	}
 	return nil
@@ -728,8 +791,16 @@ func VerifyCommitment(c *Commitment) error {
 
 // RebuildCommitment derives a commitment from its signed facts, verifying
 // each: the offer (PROPOSE, COUNTER or COMMIT with terms) and the ACCEPT
-// that names it, both signed and certified; then the receipts; then the
-// actions in order, with the expiry (if expiredAt is set) placed in time.
+// that names it, both signed and certified, the ACCEPT's timestamp not
+// after the offer's validUntil (ErrStaleOffer); then the receipts (each
+// naming the offer and acceptance by their full hashes); then the actions
+// in order, with the expiry (if expiredAt is set) placed in time.
+//
+// The offer and the ACCEPT alone prove only what their signers signed: the
+// acceptor can sign an ACCEPT the offerer never received. A commitment is
+// evidence that both organisations are bound only when Receipted: each
+// organisation's node signs its receipt only for a commitment its own
+// session state machine formed.
 func RebuildCommitment(offer, acc *Envelope, receipts []*Receipt, actions []*Action, expiredAt time.Time) (*Commitment, error) {
 	if offer == nil || acc == nil {
 		return nil, fmt.Errorf("%w: commitment without offer or acceptance", ErrMalformed)
@@ -742,16 +813,17 @@ func RebuildCommitment(offer, acc *Envelope, receipts []*Receipt, actions []*Act
 	}
 	var terms Terms
 	var amends string
+	var validUntil time.Time
 	switch b := offer.Body.(type) {
 	case *ProposeBody:
 		if b.Terms == nil {
 			return nil, fmt.Errorf("%w: the invitation is not an offer", ErrBadReference)
 		}
-		terms, amends = *b.Terms, b.Amends
+		terms, amends, validUntil = *b.Terms, b.Amends, b.ValidUntil
 	case *CounterBody:
-		terms, amends = b.Terms, b.Amends
+		terms, amends, validUntil = b.Terms, b.Amends, b.ValidUntil
 	case *CommitBody:
-		terms, amends = b.Terms, b.Amends
+		terms, amends, validUntil = b.Terms, b.Amends, b.ValidUntil
 	default:
 		return nil, fmt.Errorf("%w: a %s is not an offer", ErrBadReference, offer.Performative)
 	}
@@ -766,6 +838,13 @@ func RebuildCommitment(offer, acc *Envelope, receipts []*Receipt, actions []*Act
 	if acc.SessionID != offer.SessionID || acc.Sender != offer.Recipient || acc.Recipient != offer.Sender ||
 		acc.Timestamp.Before(offer.Timestamp) {
 		return nil, fmt.Errorf("%w: offer and acceptance are not a pair", ErrBadReference)
+	}
+	// An offer can be accepted only while it is valid: the ACCEPT's own
+	// signed timestamp must not be after validUntil. (Each live node also
+	// judges it against its own clock: Session.Step.)
+	if !validUntil.IsZero() && acc.Timestamp.After(validUntil) {
+		return nil, fmt.Errorf("%w: accepted at %s, the offer was valid until %s", ErrStaleOffer,
+			FormatTime(acc.Timestamp), FormatTime(validUntil))
 	}
 	c := newCommitment(offer.SessionID, offer, oh, terms, amends, acc, ah)
 	for _, r := range receipts {

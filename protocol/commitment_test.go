@@ -66,7 +66,7 @@ func (k *dealKit) receipts(t testing.TB) *Commitment {
 	t.Helper()
 	c := k.d.Commitment
 	for i, p := range []Party{k.buyer, k.vendor} {
-		r, err := SignReceipt(p.OrgKey, c.ID, uint64(10+i), []byte("checkpoint\n"))
+		r, err := SignCommitmentReceipt(p.OrgKey, c, uint64(10+i), []byte("checkpoint\n"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -128,7 +128,7 @@ func TestCommitmentReceipts(t *testing.T) {
 	if want := CommitmentID(c.Offer.Hash(), c.Acceptance.Hash()); c.ID != want {
 		t.Fatal("id")
 	}
-	r1, _ := SignReceipt(k.buyer.OrgKey, c.ID, 7, []byte("cp"))
+	r1, _ := SignCommitmentReceipt(k.buyer.OrgKey, c, 7, []byte("cp"))
 	c1, err := c.AddReceipt(r1)
 	if err != nil || c1.State != CommitmentPending || c.State != CommitmentPending || len(c.Receipts) != 0 {
 		t.Fatalf("after one receipt: %v %s", err, c1.State)
@@ -136,15 +136,15 @@ func TestCommitmentReceipts(t *testing.T) {
 	if _, err := c1.AddReceipt(r1); !errors.Is(err, ErrDuplicate) {
 		t.Fatalf("duplicate receipt: %v", err)
 	}
-	other, _ := SignReceipt(k.judge.OrgKey, c.ID, 1, nil)
+	other, _ := SignCommitmentReceipt(k.judge.OrgKey, c, 1, nil)
 	if _, err := c1.AddReceipt(other); !errors.Is(err, ErrReceiptOrg) {
 		t.Fatalf("stranger's receipt: %v", err)
 	}
-	wrong, _ := SignReceipt(k.vendor.OrgKey, "cmt_other", 1, nil)
+	wrong, _ := SignReceipt(k.vendor.OrgKey, c.Head, c.OfferHash, 1, nil)
 	if _, err := c1.AddReceipt(wrong); !errors.Is(err, ErrWrongCommitment) {
 		t.Fatalf("wrong commitment: %v", err)
 	}
-	r2, _ := SignReceipt(k.vendor.OrgKey, c.ID, 9, []byte("cp2"))
+	r2, _ := SignCommitmentReceipt(k.vendor.OrgKey, c, 9, []byte("cp2"))
 	forged := *r2
 	forged.LedgerIndex = 10
 	if _, err := c1.AddReceipt(&forged); !errors.Is(err, ErrBadSignature) {

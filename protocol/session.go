@@ -575,6 +575,13 @@ func (s *Session) fillBody(p Performative, body Body, ts time.Time) (Body, error
 // effects (invitation timeout, offer expiry) are evaluated at the
 // envelope's timestamp, so two nodes stepping the same transcript agree.
 //
+// Deadlines are also judged against the receiver's clock, now: an ACCEPT
+// of an offer whose validUntil is before now is refused (ErrStaleOffer),
+// and so is the acceptance of an invitation older than InviteTimeout at
+// now (ErrTimeout), whatever timestamp the sender chose within the
+// freshness window. (Replay steps each envelope at its own timestamp; what
+// a live node accepted, Replay accepts.)
+//
 // On error the session is unchanged.
 func (s *Session) Step(env *Envelope, now time.Time) (Effects, error) {
 	if env == nil {
@@ -626,10 +633,30 @@ func (s *Session) Step(env *Envelope, now time.Time) (Effects, error) {
 	if err != nil {
 		return Effects{}, err
 	}
+	if err := s.checkReceivedInTime(pl, Millis(now)); err != nil {
+		return Effects{}, err
+	}
 	if newCert != nil {
 		s.certs[string(newCert.Signature)] = certEntry{newCert}
 	}
 	return s.apply(pl), nil
+}
+
+// checkReceivedInTime refuses an acceptance that arrives, by the
+// receiver's clock now, after the deadline of what it accepts: the offer's
+// validUntil, or the invitation's InviteTimeout.
+func (s *Session) checkReceivedInTime(p *plan, now time.Time) error {
+	if c := p.commitment; c != nil {
+		if o := s.offers[c.Offer.MessageID]; o != nil && !o.validUntil.IsZero() && now.After(o.validUntil) {
+			return fmt.Errorf("%w: offer %s was valid until %s, the ACCEPT arrived at %s", ErrStaleOffer,
+				o.id, FormatTime(o.validUntil), FormatTime(now))
+		}
+	}
+	if s.state == StateInvited && p.to == StateIntroduced && now.Sub(s.invitedAt) > s.cfg.InviteTimeout {
+		return fmt.Errorf("%w: invitation of %s accepted at %s, after %s", ErrTimeout, FormatTime(s.invitedAt),
+			FormatTime(now), s.cfg.InviteTimeout)
+	}
+	return nil
 }
 
 // checkCertificate verifies env's certificate, using the cache of

@@ -40,7 +40,7 @@ func TestJSONFormsRefuseDuplicateAndFoldedKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := SignReceipt(FixtureParty("vendor", "vendor").OrgKey, d.Commitment.ID, 42, []byte("example.org/log\n42\nAAAA\n"))
+	r, err := SignCommitmentReceipt(FixtureParty("vendor", "vendor").OrgKey, d.Commitment, 42, []byte("example.org/log\n42\nAAAA\n"))
 	if err != nil {
 		t.Fatal(err)
 	}

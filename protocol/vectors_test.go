@@ -110,7 +110,7 @@ func buildVectors(t *testing.T) map[string][]byte {
 	}
 	c := d.Commitment
 	v.Commitment = c.ID
-	r, _ := SignReceipt(vendor.OrgKey, c.ID, 42, []byte("example.org/log\n42\nAAAA\n"))
+	r, _ := SignCommitmentReceipt(vendor.OrgKey, c, 42, []byte("example.org/log\n42\nAAAA\n"))
 	v.Receipt, _ = json.Marshal(r)
 	rb, _ := EncodeReceipt(r)
 	v.ReceiptCBOR = hex.EncodeToString(rb)
