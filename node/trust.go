@@ -239,7 +239,14 @@ func (n *Node) onCommitmentSettled(c *commitment) {
 	default:
 		return
 	}
-	a, err := attest.FromCommitment(c.c, outcome, n.now(), c.local.key, c.local.cert)
+	// The evidence is the commitment with both organisations' receipts:
+	// without the counterparty's, no observer counts it.
+	pc, err := n.protocolViewLocked(c)
+	if err != nil {
+		n.log.Warn("attestation", "commitment", c.id, "err", err)
+		return
+	}
+	a, err := attest.FromCommitment(pc, outcome, n.now(), c.local.key, c.local.cert)
 	if err != nil {
 		n.log.Warn("attestation", "commitment", c.id, "err", err)
 		return

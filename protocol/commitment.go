@@ -789,6 +789,27 @@ func VerifyCommitment(c *Commitment) error {
 	return nil
 }
 
+// VerifyEvidence derives the commitment that offer and acc form, with
+// receipts, and checks that it is evidence that both sides are bound:
+// everything RebuildCommitment checks, and every party organisation's
+// receipt held (ErrUnreceipted). This is the rule for anything that claims
+// a commitment exists to a third party (attestations, audits): an ACCEPT
+// alone is only what the acceptor signed, and may never have reached the
+// offerer; a receipt is an organisation's signature that its own session
+// formed and recorded the commitment, naming its offer and acceptance by
+// their full hashes.
+func VerifyEvidence(offer, acc *Envelope, receipts []*Receipt) (*Commitment, error) {
+	c, err := RebuildCommitment(offer, acc, receipts, nil, time.Time{})
+	if err != nil {
+		return nil, err
+	}
+	if !c.Receipted() {
+		return nil, fmt.Errorf("%w: %s holds %d receipts of the organisations %v", ErrUnreceipted, c.ID,
+			len(c.Receipts), c.Orgs())
+	}
+	return c, nil
+}
+
 // RebuildCommitment derives a commitment from its signed facts, verifying
 // each: the offer (PROPOSE, COUNTER or COMMIT with terms) and the ACCEPT
 // that names it, both signed and certified, the ACCEPT's timestamp not

@@ -52,6 +52,7 @@ var (
 	ErrMissingSignature   = errors.New("protocol: a required signature is missing")
 	ErrNotArbiter         = errors.New("protocol: signer may not resolve this dispute")
 	ErrReceiptOrg         = errors.New("protocol: receipt from an organisation that is not a party")
+	ErrUnreceipted        = errors.New("protocol: commitment lacks a party organisation's receipt")
 	ErrDuplicateSignature = errors.New("protocol: signer signed twice")
 )
 
@@ -88,6 +89,7 @@ var codeTable = []struct {
 	{ErrNotParty, CodeUnauthorized},
 	{ErrNotArbiter, CodeUnauthorized},
 	{ErrReceiptOrg, CodeUnauthorized},
+	{ErrUnreceipted, CodeUnauthorized},
 	{ErrNotFresh, CodeTimeout},
 	{ErrTimeout, CodeTimeout},
 	{ErrStaleOffer, CodeStaleOffer},

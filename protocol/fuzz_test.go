@@ -276,6 +276,8 @@ func FuzzDecodeCommitment(f *testing.F) {
 	f.Add(b2)
 	a, _ := EncodeAction(c2.Actions[0])
 	f.Add(a)
+	r, _ := EncodeReceipt(c.Receipts[0])
+	f.Add(r)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if c, err := DecodeCommitment(data); err == nil {
 			if err := VerifyCommitment(c); err != nil {
@@ -294,7 +296,13 @@ func FuzzDecodeCommitment(f *testing.F) {
 			_ = a.Verify()
 		}
 		if r, err := DecodeReceipt(data); err == nil {
-			_ = r.Verify()
+			again, _ := EncodeReceipt(r)
+			if !bytes.Equal(again, data) {
+				t.Fatal("receipt re-encoding differs")
+			}
+			if r.Verify() == nil && r.CommitmentID != CommitmentID(r.OfferHash, r.AcceptanceHash) {
+				t.Fatal("a receipt verifies whose id is not its hashes'")
+			}
 		}
 	})
 }

@@ -26,7 +26,7 @@ var sentinels = []struct {
 	{ErrBadSignature, "ErrBadSignature"}, {ErrBadHash, "ErrBadHash"}, {ErrMissingSignature, "ErrMissingSignature"},
 	{ErrDuplicateSignature, "ErrDuplicateSignature"}, {ErrCertificateExpired, "ErrCertificateExpired"},
 	{ErrBadCertificate, "ErrBadCertificate"}, {ErrNotParty, "ErrNotParty"}, {ErrNotArbiter, "ErrNotArbiter"},
-	{ErrReceiptOrg, "ErrReceiptOrg"}, {ErrNotFresh, "ErrNotFresh"}, {ErrTimeout, "ErrTimeout"},
+	{ErrReceiptOrg, "ErrReceiptOrg"}, {ErrUnreceipted, "ErrUnreceipted"}, {ErrNotFresh, "ErrNotFresh"}, {ErrTimeout, "ErrTimeout"},
 	{ErrStaleOffer, "ErrStaleOffer"}, {ErrEscalated, "ErrEscalated"}, {ErrPolicyViolation, "ErrPolicyViolation"},
 	{ErrOwnOffer, "ErrOwnOffer"}, {ErrAlreadyAccepted, "ErrAlreadyAccepted"}, {ErrSessionClosed, "ErrSessionClosed"},
 	{ErrInvalidTransition, "ErrInvalidTransition"}, {ErrCommitmentState, "ErrCommitmentState"},

@@ -29,6 +29,15 @@ const signatureDomain = "asp/1.0 attestation"
 // maxID bounds CommitmentID.
 const maxID = 256
 
+// Version is the attestation format: asp/1.1 attestations carry both
+// organisations' receipts (protocol receipt format asp/1.1) besides the
+// offer and the acceptance. asp/1.0 attestations, which carried no
+// receipts, are refused.
+const Version = "asp/1.1"
+
+// maxReceipts bounds Receipts: one per party organisation.
+const maxReceipts = 2
+
 // Outcome is what an attester says the subject did with the commitment.
 // Its values are the wire names the trust model parses
 // (registry/trust.ParseOutcome).
@@ -59,8 +68,9 @@ func (o Outcome) Valid() bool {
 // Attestation is one party's signed statement about how the other party
 // of a commitment behaved. It carries its evidence, so that any node can
 // verify it on its own: the offer and acceptance envelopes that form the
-// commitment (both signed, each with its sender's certificate) and the
-// attester's certificate.
+// commitment (both signed, each with its sender's certificate), every
+// party organisation's receipt for that commitment (each organisation's
+// signature that it recorded it) and the attester's certificate.
 type Attestation struct {
 	Attester     string    // agent id of the signer, a party of the commitment
 	Subject      string    // agent id of the other party
@@ -73,6 +83,14 @@ type Attestation struct {
 	// ACCEPT that, together, form the commitment.
 	Offer      []byte
 	Acceptance []byte
+
+	// Receipts are the canonical CBOR encodings (protocol.EncodeReceipt)
+	// of the receipts of the commitment's organisations: two when the
+	// parties belong to different organisations. Each is signed by its
+	// organisation's identity key (the key of the peer id it names), over
+	// the full hashes of Offer and Acceptance, so it verifies offline;
+	// the checkpoint inside it is not examined here.
+	Receipts [][]byte
 
 	// Certificate is the attester's certificate, issued by the attester's
 	// organisation; its key made Signature.
@@ -94,6 +112,7 @@ type wireAttestation struct {
 	Time         string                `cbor:"time"`
 	Offer        []byte                `cbor:"offer"`
 	Acceptance   []byte                `cbor:"acceptance"`
+	Receipts     [][]byte              `cbor:"receipts"`
 	Certificate  *protocol.Certificate `cbor:"certificate"`
 	Signature    []byte                `cbor:"signature,omitempty"`
 }
@@ -109,7 +128,7 @@ func init() {
 
 func (a *Attestation) wire(signing bool) *wireAttestation {
 	w := &wireAttestation{
-		Version:      protocol.Version,
+		Version:      Version,
 		Attester:     a.Attester,
 		Subject:      a.Subject,
 		CommitmentID: a.CommitmentID,
@@ -117,7 +136,11 @@ func (a *Attestation) wire(signing bool) *wireAttestation {
 		Time:         protocol.FormatTime(a.Time),
 		Offer:        a.Offer,
 		Acceptance:   a.Acceptance,
+		Receipts:     a.Receipts,
 		Certificate:  a.Certificate,
+	}
+	if w.Receipts == nil {
+		w.Receipts = [][]byte{}
 	}
 	if w.Offer == nil {
 		w.Offer = []byte{}
@@ -176,7 +199,7 @@ func Decode(b []byte) (*Attestation, error) {
 	if err := decMode.Unmarshal(b, &w); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	if w.Version != protocol.Version {
+	if w.Version != Version {
 		return nil, fmt.Errorf("%w: version %q", ErrMalformed, w.Version)
 	}
 	t, err := protocol.ParseTime(w.Time)
@@ -191,8 +214,12 @@ func Decode(b []byte) (*Attestation, error) {
 		Time:         t,
 		Offer:        w.Offer,
 		Acceptance:   w.Acceptance,
+		Receipts:     w.Receipts,
 		Certificate:  w.Certificate,
 		Signature:    w.Signature,
+	}
+	if len(a.Receipts) == 0 {
+		a.Receipts = nil
 	}
 	again, err := a.Encode()
 	if err != nil {
@@ -260,6 +287,9 @@ func (a *Attestation) check() (attester, subject protocol.AgentID, err error) {
 	if len(a.Offer) == 0 || len(a.Acceptance) == 0 {
 		return attester, subject, fmt.Errorf("%w: evidence missing", ErrMalformed)
 	}
+	if len(a.Receipts) > maxReceipts {
+		return attester, subject, fmt.Errorf("%w: %d receipts", ErrMalformed, len(a.Receipts))
+	}
 	if a.Certificate == nil {
 		return attester, subject, fmt.Errorf("%w: no certificate", ErrMalformed)
 	}
@@ -280,9 +310,15 @@ func (a *Attestation) check() (attester, subject protocol.AgentID, err error) {
 //     Signature verifies under its key (ErrForged);
 //   - Offer and Acceptance decode (ErrMalformed) and verify: signatures,
 //     integrity hashes, certificates valid at their timestamps (ErrForged);
-//   - the acceptance accepts the offer and the commitment they form has
-//     the id CommitmentID, and Time is not before the acceptance (minus
+//   - the acceptance accepts the offer, was signed no later than the
+//     offer's validUntil, and the commitment they form has the id
+//     CommitmentID, and Time is not before the acceptance (minus
 //     MaxClockSkew) (ErrMismatch);
+//   - Receipts decode (ErrMalformed) and hold the receipt of every party
+//     organisation of that commitment, each naming it by the full hashes
+//     of its offer and acceptance (ErrUnreceipted) and signed by that
+//     organisation (ErrForged): without both, the commitment is only
+//     what one side signed, and proves nothing about the other;
 //   - Attester is one party of that commitment and Subject the other
 //     (ErrNotParty).
 //
@@ -308,6 +344,10 @@ func (a *Attestation) evidenceKey() [32]byte {
 	o, c := sha256.Sum256(a.Offer), sha256.Sum256(a.Acceptance)
 	h.Write(o[:])
 	h.Write(c[:])
+	for _, r := range a.Receipts {
+		x := sha256.Sum256(r)
+		h.Write(x[:])
+	}
 	var k [32]byte
 	h.Sum(k[:0])
 	return k
@@ -343,6 +383,7 @@ func (a *Attestation) verify(now time.Time, cache evidenceCache) (*protocol.Comm
 		cm         *protocol.Commitment
 		cached     bool
 		offer, acc *protocol.Envelope
+		receipts   []*protocol.Receipt
 	)
 	if cache != nil {
 		key = a.evidenceKey()
@@ -350,7 +391,7 @@ func (a *Attestation) verify(now time.Time, cache evidenceCache) (*protocol.Comm
 	}
 	if cached {
 		offer, acc = cm.Offer, cm.Acceptance
-	} else if offer, acc, err = decodeEvidence(a.Offer, a.Acceptance); err != nil {
+	} else if offer, acc, receipts, err = decodeEvidence(a.Offer, a.Acceptance, a.Receipts); err != nil {
 		return nil, err
 	}
 	// The attester's certificate. When it is the one the attester's
@@ -364,7 +405,7 @@ func (a *Attestation) verify(now time.Time, cache evidenceCache) (*protocol.Comm
 		return nil, fmt.Errorf("%w: attester certificate: %w", ErrForged, err)
 	}
 	if !cached {
-		if cm, err = rebuild(offer, acc); err != nil {
+		if cm, err = rebuild(offer, acc, receipts); err != nil {
 			return nil, err
 		}
 		if cache != nil {
@@ -389,11 +430,15 @@ func (a *Attestation) verify(now time.Time, cache evidenceCache) (*protocol.Comm
 
 // FromCommitment makes the attestation by cert's agent, a party of c,
 // about the other party, signed with key (which must match cert): outcome
-// at t (truncated to milliseconds), with c's offer and acceptance as
-// evidence.
+// at t (truncated to milliseconds), with c's offer, acceptance and
+// receipts as evidence. c must hold every party organisation's receipt
+// (ErrUnreceipted).
 func FromCommitment(c *protocol.Commitment, outcome Outcome, t time.Time, key ed25519.PrivateKey, cert *protocol.Certificate) (*Attestation, error) {
 	if c == nil || c.Offer == nil || c.Acceptance == nil {
 		return nil, fmt.Errorf("%w: commitment without offer or acceptance", ErrMalformed)
+	}
+	if !c.Receipted() {
+		return nil, fmt.Errorf("%w: %s holds %d receipts", ErrUnreceipted, c.ID, len(c.Receipts))
 	}
 	if cert == nil {
 		return nil, fmt.Errorf("%w: no certificate", ErrMalformed)
@@ -409,6 +454,14 @@ func FromCommitment(c *protocol.Commitment, outcome Outcome, t time.Time, key ed
 	if err != nil {
 		return nil, fmt.Errorf("%w: acceptance: %w", ErrMalformed, err)
 	}
+	var receipts [][]byte
+	for _, r := range c.Receipts {
+		b, err := protocol.EncodeReceipt(r)
+		if err != nil {
+			return nil, fmt.Errorf("%w: receipt: %w", ErrMalformed, err)
+		}
+		receipts = append(receipts, b)
+	}
 	a := &Attestation{
 		Attester:     cert.AgentID,
 		Subject:      counterparty(c, cert.AgentID),
@@ -417,6 +470,7 @@ func FromCommitment(c *protocol.Commitment, outcome Outcome, t time.Time, key ed
 		Time:         protocol.Millis(t),
 		Offer:        offer,
 		Acceptance:   acc,
+		Receipts:     receipts,
 		Certificate:  cert,
 	}
 	if err := a.Sign(key); err != nil {

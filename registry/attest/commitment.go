@@ -6,34 +6,44 @@ import (
 	"fmt"
 	"slices"
 
-	"time"
-
 	"github.com/aspnode/asp/protocol"
 )
 
-// decodeEvidence decodes the offer and the acceptance; it verifies
-// nothing.
-func decodeEvidence(offerBytes, accBytes []byte) (offer, acc *protocol.Envelope, err error) {
+// decodeEvidence decodes the offer, the acceptance and the receipts; it
+// verifies nothing.
+func decodeEvidence(offerBytes, accBytes []byte, receiptBytes [][]byte) (offer, acc *protocol.Envelope, receipts []*protocol.Receipt, err error) {
 	if offer, err = protocol.DecodeEnvelope(offerBytes); err != nil {
-		return nil, nil, fmt.Errorf("%w: offer: %w", ErrMalformed, err)
+		return nil, nil, nil, fmt.Errorf("%w: offer: %w", ErrMalformed, err)
 	}
 	if acc, err = protocol.DecodeEnvelope(accBytes); err != nil {
-		return nil, nil, fmt.Errorf("%w: acceptance: %w", ErrMalformed, err)
+		return nil, nil, nil, fmt.Errorf("%w: acceptance: %w", ErrMalformed, err)
 	}
-	return offer, acc, nil
+	for _, b := range receiptBytes {
+		r, err := protocol.DecodeReceipt(b)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("%w: receipt: %w", ErrMalformed, err)
+		}
+		receipts = append(receipts, r)
+	}
+	return offer, acc, receipts, nil
 }
 
 // rebuild derives the commitment that offer and acc form with
-// protocol.RebuildCommitment, which verifies both envelopes (signatures,
+// protocol.VerifyEvidence, which verifies both envelopes (signatures,
 // integrity hashes, certificates at their timestamps), checks that the
-// ACCEPT names the offer and derives the commitment id
-// (protocol.CommitmentID).
-func rebuild(offer, acc *protocol.Envelope) (*protocol.Commitment, error) {
-	c, err := protocol.RebuildCommitment(offer, acc, nil, nil, time.Time{})
+// ACCEPT names the offer and was signed within its validUntil, derives the
+// commitment id (protocol.CommitmentID) and adds each receipt (naming the
+// commitment by its full hashes, signed by a party organisation). The
+// commitment must then hold every party organisation's receipt.
+func rebuild(offer, acc *protocol.Envelope, receipts []*protocol.Receipt) (*protocol.Commitment, error) {
+	c, err := protocol.VerifyEvidence(offer, acc, receipts)
 	if err != nil {
 		switch {
-		case errors.Is(err, protocol.ErrBadReference):
+		case errors.Is(err, protocol.ErrBadReference), errors.Is(err, protocol.ErrStaleOffer):
 			return nil, fmt.Errorf("%w: %w", ErrMismatch, err)
+		case errors.Is(err, protocol.ErrUnreceipted), errors.Is(err, protocol.ErrWrongCommitment),
+			errors.Is(err, protocol.ErrReceiptOrg), errors.Is(err, protocol.ErrDuplicate), errors.Is(err, protocol.ErrReplay):
+			return nil, fmt.Errorf("%w: %w", ErrUnreceipted, err)
 		default:
 			return nil, classifyEnvelope("evidence", err)
 		}

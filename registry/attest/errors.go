@@ -11,7 +11,8 @@ import (
 // return wraps one of them (and, where a protocol check failed, the
 // protocol error too); test with errors.Is.
 //
-// ErrMalformed, ErrForged, ErrNotParty and ErrMismatch are provable: the
+// ErrMalformed, ErrForged, ErrNotParty, ErrMismatch and ErrUnreceipted are
+// provable: the
 // bytes alone show them, whoever checks and whenever. The gossip validator
 // rejects them (and GossipSub penalises the sender). ErrStale, ErrDuplicate
 // and ErrRateLimited depend on the observer's clock or history; the
@@ -33,6 +34,13 @@ var (
 	// derived from them is not CommitmentID, or the attestation predates
 	// the commitment.
 	ErrMismatch = errors.New("attest: evidence does not form the named commitment")
+	// ErrUnreceipted marks evidence without the receipt of every party
+	// organisation for the commitment it forms: a receipt missing, naming
+	// another commitment (another acceptance of the same offer) or from
+	// an organisation that is not a party. Such a commitment may exist
+	// only in the attester's signatures (an ACCEPT the other side never
+	// received), so it is no evidence about the other side.
+	ErrUnreceipted = errors.New("attest: commitment not receipted by both organisations")
 	// ErrStale marks an attestation whose time is outside the observer's
 	// window: older than the gossip horizon or too far in the future.
 	ErrStale = errors.New("attest: attestation time outside the accepted window")
@@ -46,10 +54,11 @@ var (
 
 // Provable reports whether err proves the attestation bad for every
 // observer at every time (ErrMalformed, ErrForged, ErrNotParty,
-// ErrMismatch), which is when the gossip validator rejects it.
+// ErrMismatch, ErrUnreceipted), which is when the gossip validator rejects
+// it.
 func Provable(err error) bool {
 	return errors.Is(err, ErrMalformed) || errors.Is(err, ErrForged) ||
-		errors.Is(err, ErrNotParty) || errors.Is(err, ErrMismatch)
+		errors.Is(err, ErrNotParty) || errors.Is(err, ErrMismatch) || errors.Is(err, ErrUnreceipted)
 }
 
 // reason is the metric label of a validation result.
@@ -67,6 +76,10 @@ func reason(err error) string {
 		return "forged"
 	case errors.Is(err, ErrNotParty):
 		return "not_party"
+	case errors.Is(err, ErrUnreceipted):
+		return "unreceipted"
+	case errors.Is(err, ErrMismatch) && errors.Is(err, protocol.ErrStaleOffer):
+		return "late_acceptance"
 	case errors.Is(err, ErrMismatch):
 		return "mismatch"
 	case errors.Is(err, ErrMalformed):

@@ -10,7 +10,9 @@ import (
 )
 
 // The buyer of the seed deal attests that the vendor delivered; anyone can
-// verify the attestation from its bytes alone.
+// verify the attestation from its bytes alone. The evidence is the offer,
+// the acceptance and both organisations' receipts: each organisation's
+// signature that it recorded the commitment.
 func ExampleFromCommitment() {
 	buyer := protocol.FixtureParty("example buyer org", "buyer")
 	vendor := protocol.FixtureParty("example vendor org", "vendor")
@@ -19,8 +21,18 @@ func ExampleFromCommitment() {
 	if err != nil {
 		panic(err)
 	}
+	c := deal.Commitment
+	for i, org := range []protocol.Party{buyer, vendor} {
+		r, err := protocol.SignCommitmentReceipt(org.OrgKey, c, uint64(i+1), []byte("checkpoint\n"))
+		if err != nil {
+			panic(err)
+		}
+		if c, err = c.AddReceipt(r); err != nil {
+			panic(err)
+		}
+	}
 	at := start.Add(24 * time.Hour)
-	a, err := attest.FromCommitment(deal.Commitment, attest.Fulfilled, at, buyer.AgentKey, deal.BuyerCert)
+	a, err := attest.FromCommitment(c, attest.Fulfilled, at, buyer.AgentKey, deal.BuyerCert)
 	if err != nil {
 		panic(err)
 	}

@@ -39,6 +39,16 @@ func newFixtureAt(t testing.TB, label string, start time.Time) *fixture {
 		t.Fatal(err)
 	}
 	f.c = f.deal.Commitment
+	// Both organisations recorded the commitment: their receipts.
+	for i, p := range []protocol.Party{f.buyer, f.vendor} {
+		r, err := protocol.SignCommitmentReceipt(p.OrgKey, f.c, uint64(10+i), []byte("checkpoint\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.c, err = f.c.AddReceipt(r); err != nil {
+			t.Fatal(err)
+		}
+	}
 	f.buyerCert, f.vendorCert = f.deal.BuyerCert, f.deal.VendorCert
 	if f.outsiderCert, err = f.outsider.Certificate(nil, t0.AddDate(1, 0, 0)); err != nil {
 		t.Fatal(err)

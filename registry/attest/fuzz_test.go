@@ -16,6 +16,10 @@ func FuzzDecode(f *testing.F) {
 	bad := fx.attest(f, Breached, now)
 	resign(f, bad, fx.outsider.AgentKey, fx.outsiderCert)
 	f.Add(mustEncode(f, bad))
+	one := fx.attest(f, Breached, now) // one receipt only
+	one.Receipts = one.Receipts[1:]
+	resign(f, one, fx.buyer.AgentKey, fx.buyerCert)
+	f.Add(mustEncode(f, one))
 	f.Add([]byte{0xa0})
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {

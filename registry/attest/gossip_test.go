@@ -144,6 +144,13 @@ func forgeries(t *testing.T, f *fixture) map[string][]byte {
 	resign(t, a, f.buyer.AgentKey, f.buyerCert)
 	out["mismatch"] = mustEncode(t, a)
 
+	// The buyer's attestation without the vendor organisation's receipt:
+	// nothing shows that the vendor's side ever formed the commitment.
+	a = f.attest(t, Breached, at)
+	a.Receipts = a.Receipts[:1]
+	resign(t, a, f.buyer.AgentKey, f.buyerCert)
+	out["unreceipted"] = mustEncode(t, a)
+
 	out["malformed"] = []byte("not an attestation")
 	return out
 }

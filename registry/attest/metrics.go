@@ -17,7 +17,7 @@ const (
 
 // metrics are a Service's counters:
 //
-//	asp_attest_validations_total{result,reason}  accept|reject|ignore × ok|malformed|forged|not_party|mismatch|stale|duplicate|rate_limited
+//	asp_attest_validations_total{result,reason}  accept|reject|ignore × ok|malformed|forged|not_party|unreceipted|late_acceptance|mismatch|stale|duplicate|rate_limited
 //	asp_attest_published_total                   attestations this node published
 //	asp_attest_delivered_total                   verified attestations handed to subscribers (once per subscriber)
 //	asp_attest_dropped_total                     deliveries dropped because a subscriber's buffer was full

@@ -20,7 +20,10 @@ import (
 )
 
 // Topic is the GossipSub topic attestations travel on.
-const Topic = "/asp/trust/1"
+// Version 1.1 carries asp/1.1 attestations (with both receipts); nodes
+// that speak only asp/1.0 attestations stay on "/asp/trust/1" and neither
+// side penalises the other for a format it cannot read.
+const Topic = "/asp/trust/1.1"
 
 // Defaults of Config.
 const (
@@ -122,8 +125,8 @@ func (c Config) withDefaults() Config {
 type Delivery struct {
 	Attestation *Attestation
 	// Commitment is the commitment the evidence forms (its offer,
-	// acceptance, parties and terms; state PENDING, no receipts). Shared:
-	// do not modify.
+	// acceptance, parties, terms and both organisations' receipts; state
+	// ACTIVE). Shared: do not modify.
 	Commitment *protocol.Commitment
 	// Hash is SHA-256 of the attestation's encoding (Attestation.Hash).
 	Hash [32]byte
@@ -158,7 +161,8 @@ type subscriber struct {
 //
 // The topic validator rejects only what is provably bad for everyone
 // (undecodable, a bad signature, an attester that is not a party, evidence
-// that does not form the commitment) and ignores duplicates (by
+// that does not form the commitment or lacks an organisation's receipt)
+// and ignores duplicates (by
 // attestation hash), stale items and items over their origin's rate
 // limit, which GossipSub neither forwards nor holds against the sender.
 //
