@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/aspnode/asp/protocol"
@@ -344,8 +345,14 @@ func (a *Attestation) evidenceKey() [32]byte {
 	o, c := sha256.Sum256(a.Offer), sha256.Sum256(a.Acceptance)
 	h.Write(o[:])
 	h.Write(c[:])
-	for _, r := range a.Receipts {
-		x := sha256.Sum256(r)
+	// The receipts in either order (each party's node lists its own
+	// first): the same evidence.
+	rs := make([][32]byte, len(a.Receipts))
+	for i, r := range a.Receipts {
+		rs[i] = sha256.Sum256(r)
+	}
+	slices.SortFunc(rs, func(x, y [32]byte) int { return bytes.Compare(x[:], y[:]) })
+	for _, x := range rs {
 		h.Write(x[:])
 	}
 	var k [32]byte
