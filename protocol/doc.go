@@ -66,5 +66,13 @@
 // held, then ACTIVE. It changes only by signed Actions (claim, confirm,
 // dispute, resolve, cancel) applied by Commitment.Apply, and by Expire.
 // RebuildCommitment and VerifyCommitment re-derive it from its signed
-// facts.
+// facts. A Receipt (format asp/1.1) signs the full offer and acceptance
+// hashes; a commitment is evidence to a third party only with every party
+// organisation's receipt (VerifyEvidence), since the acceptor alone can
+// sign an ACCEPT the offerer never received.
+//
+// Deadlines are judged at the envelope's timestamp and, for an ACCEPT, also
+// against the receiver's clock (the now passed to Step): an offer past its
+// validUntil, or an invitation past InviteTimeout, cannot be accepted late
+// with a timestamp chosen inside the freshness window.
 package protocol
