@@ -101,11 +101,32 @@ type attestationEvidence struct {
 	Receipts     [][]byte `cbor:"receipts"`
 }
 
+// evidenceDecMode reads the evidence fields of an attestation: no
+// duplicate keys (so no reader can see another offer than the one
+// signed), case-sensitive names, no tags, no indefinite lengths; the
+// attestation's other fields are skipped.
+var evidenceDecMode = func() cbor.DecMode {
+	dm, err := cbor.DecOptions{
+		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
+		IndefLength:       cbor.IndefLengthForbidden,
+		TagsMd:            cbor.TagsForbidden,
+		MaxNestedLevels:   16,
+		MaxArrayElements:  4096,
+		MaxMapPairs:       4096,
+		UTF8:              cbor.UTF8RejectInvalid,
+		FieldNameMatching: cbor.FieldNameMatchingCaseSensitive,
+	}.DecMode()
+	if err != nil {
+		panic(err)
+	}
+	return dm
+}()
+
 // verifyAttestationEvidence checks the evidence of an encoded attestation
 // and returns the id of the commitment it proves.
 func verifyAttestationEvidence(b []byte) (string, error) {
 	var w attestationEvidence
-	if err := cbor.Unmarshal(b, &w); err != nil {
+	if err := evidenceDecMode.Unmarshal(b, &w); err != nil {
 		return "", fmt.Errorf("%w: %v", protocol.ErrMalformed, err)
 	}
 	if w.Version != attestationVersion {

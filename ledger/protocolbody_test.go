@@ -8,6 +8,7 @@ import (
 	"github.com/aspnode/asp/ledger"
 	"github.com/aspnode/asp/protocol"
 	"github.com/aspnode/asp/registry/attest"
+	"github.com/fxamacker/cbor/v2"
 )
 
 // An attestation entry claims a commitment exists; VerifyProtocolBody
@@ -56,6 +57,26 @@ func TestVerifyProtocolBodyAttestationNeedsBothReceipts(t *testing.T) {
 	}
 	if err := ledger.VerifyProtocolBody(entry(&one)); !errors.Is(err, protocol.ErrUnreceipted) {
 		t.Fatalf("attestation with one receipt: %v, want ErrUnreceipted", err)
+	}
+	// The attestation with a second "receipts" key holding only one
+	// receipt: readers that keep the first key and readers that keep the
+	// last would see different evidence. attest.Decode refuses duplicate
+	// keys, and so must the ledger.
+	dup := entry(a)
+	if dup.Body[0] < 0xa0 || dup.Body[0] >= 0xb7 {
+		t.Fatalf("attestation map header %#x", dup.Body[0])
+	}
+	first, err := cbor.Marshal(a.Receipts[:1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := cbor.Marshal("receipts")
+	dup.Body = append(append(append([]byte{dup.Body[0] + 1}, dup.Body[1:]...), key...), first...)
+	if _, err := attest.Decode(dup.Body); err == nil {
+		t.Fatal("attest.Decode took a duplicate key")
+	}
+	if err := ledger.VerifyProtocolBody(dup); err == nil {
+		t.Fatal("attestation entry with a duplicate receipts key passed")
 	}
 	// Another commitment named.
 	wrong := entry(a)
