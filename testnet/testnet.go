@@ -24,7 +24,7 @@ import (
 
 	"github.com/aspnode/asp/node"
 	"github.com/aspnode/asp/node/api"
-	"github.com/aspnode/asp/testnet/apiclient"
+	"github.com/aspnode/asp/node/client"
 	"github.com/aspnode/asp/testnet/scenario"
 )
 
@@ -174,8 +174,8 @@ func (nd *Node) Restart() {
 }
 
 // Admin returns a client acting as the node's administrator.
-func (nd *Node) Admin() *apiclient.Client {
-	return apiclient.New(nd.APIURL(), nd.token)
+func (nd *Node) Admin() *client.Client {
+	return client.New(nd.APIURL(), nd.token)
 }
 
 // LoopbackAddr returns the node's TCP multiaddr on 127.0.0.1 with its peer id.

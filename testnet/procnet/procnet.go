@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/aspnode/asp/node/api"
-	"github.com/aspnode/asp/testnet/apiclient"
+	"github.com/aspnode/asp/node/client"
 )
 
 // Config says what network to start.
@@ -263,7 +263,7 @@ func (nd *Node) start(ctx context.Context, boot []string) error {
 	if err != nil {
 		return fail(err)
 	}
-	c := apiclient.New(base, strings.TrimSpace(string(tok)))
+	c := client.New(base, strings.TrimSpace(string(tok)))
 	info, err := awaitNode(ctx, c, done)
 	if err != nil {
 		return fail(err)
@@ -297,7 +297,7 @@ func awaitFile(ctx context.Context, path string, exited <-chan struct{}) (string
 	}
 }
 
-func awaitNode(ctx context.Context, c *apiclient.Client, exited <-chan struct{}) (api.NodeInfo, error) {
+func awaitNode(ctx context.Context, c *client.Client, exited <-chan struct{}) (api.NodeInfo, error) {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -407,14 +407,14 @@ func (nd *Node) APIURL() string {
 }
 
 // Admin returns a client acting with the node's admin token.
-func (nd *Node) Admin() *apiclient.Client {
+func (nd *Node) Admin() *client.Client {
 	nd.mu.Lock()
 	defer nd.mu.Unlock()
-	return apiclient.New(nd.apiURL, nd.token)
+	return client.New(nd.apiURL, nd.token)
 }
 
 // Client returns a client acting with token (an agent token).
-func (nd *Node) Client(token string) *apiclient.Client {
+func (nd *Node) Client(token string) *client.Client {
 	return nd.Admin().WithToken(token)
 }
 

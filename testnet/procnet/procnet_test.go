@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/aspnode/asp/node/api"
-	"github.com/aspnode/asp/testnet/apiclient"
+	"github.com/aspnode/asp/node/client"
 	"github.com/aspnode/asp/testnet/procnet"
 	"github.com/aspnode/asp/testnet/scenario"
 )
@@ -154,7 +154,7 @@ func newAgents(t *testing.T, ctx context.Context, net *procnet.Net) (buyer, vend
 }
 
 // ledgerEntries reads a node's whole ledger through its API.
-func ledgerEntries(t *testing.T, ctx context.Context, c *apiclient.Client) []api.EntryInfo {
+func ledgerEntries(t *testing.T, ctx context.Context, c *client.Client) []api.EntryInfo {
 	t.Helper()
 	var all []api.EntryInfo
 	for {

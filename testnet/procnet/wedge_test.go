@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/aspnode/asp/node/api"
-	"github.com/aspnode/asp/testnet/apiclient"
+	"github.com/aspnode/asp/node/client"
 	"github.com/aspnode/asp/testnet/procnet"
 	"github.com/aspnode/asp/testnet/scenario"
 )
@@ -52,9 +52,9 @@ func TestCrashWedgesNoSession(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), budget+2*time.Minute)
 	defer cancel()
 	buyer, vendor := newAgents(t, ctx, net)
-	clients := [2]func() *apiclient.Client{
-		func() *apiclient.Client { return n0.Client(buyer.Token) },
-		func() *apiclient.Client { return n1.Client(vendor.Token) },
+	clients := [2]func() *client.Client{
+		func() *client.Client { return n0.Client(buyer.Token) },
+		func() *client.Client { return n1.Client(vendor.Token) },
 	}
 
 	var moves atomic.Int64 // moves acknowledged
@@ -204,7 +204,7 @@ func sameMessages(a, b []json.RawMessage) bool {
 // by the node itself. (An agent retrying an unanswered PROPOSE may make a
 // second PROPOSE; the vendor then accepts the latest.) moved is called for
 // every move its node acknowledged. It fails only when ctx ends first.
-func negotiate(ctx context.Context, clients [2]func() *apiclient.Client, vendorID string, moved func()) (string, error) {
+func negotiate(ctx context.Context, clients [2]func() *client.Client, vendorID string, moved func()) (string, error) {
 	var sid string
 	for sid == "" {
 		s, err := clients[0]().OpenSession(ctx, vendorID)

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/aspnode/asp/node/api"
+	"github.com/aspnode/asp/node/client"
 	"github.com/aspnode/asp/protocol"
-	"github.com/aspnode/asp/testnet/apiclient"
 )
 
 // Agent is an agent created on a node, with its token.
@@ -25,9 +25,9 @@ type Agent struct {
 	// Token is the agent's bearer token.
 	Token string
 	// Client acts as the agent on its node.
-	Client *apiclient.Client
+	Client *client.Client
 	// Admin acts as its node's administrator.
-	Admin *apiclient.Client
+	Admin *client.Client
 	// Node names the agent's node (for output).
 	Node string
 }
@@ -35,14 +35,14 @@ type Agent struct {
 // CreateAgent creates an agent for role on the node admin speaks to, named
 // role (or role-2, role-3, ... when the node already has one by that name,
 // as in a reused testnet home).
-func CreateAgent(ctx context.Context, admin *apiclient.Client, nodeName, role string, caps []string, desc string) (*Agent, error) {
+func CreateAgent(ctx context.Context, admin *client.Client, nodeName, role string, caps []string, desc string) (*Agent, error) {
 	for i := 1; i <= 100; i++ {
 		n := role
 		if i > 1 {
 			n = fmt.Sprintf("%s-%d", role, i)
 		}
 		res, err := admin.CreateAgent(ctx, api.CreateAgentRequest{Name: n, Capabilities: caps, Description: desc})
-		if apiclient.IsCode(err, api.CodeDuplicate) {
+		if client.IsCode(err, api.CodeDuplicate) {
 			continue
 		}
 		if err != nil {
@@ -167,7 +167,7 @@ func PlaySeedDeal(ctx context.Context, buyer, vendor *Agent, feed Feed) (*Deal, 
 
 // AwaitMessages polls GET /v1/sessions/{id} through c until the session
 // holds at least n messages, or ctx ends.
-func AwaitMessages(ctx context.Context, c *apiclient.Client, sessionID string, n int) error {
+func AwaitMessages(ctx context.Context, c *client.Client, sessionID string, n int) error {
 	var last error
 	err := Await(ctx, func() bool {
 		s, err := c.Session(ctx, sessionID)
@@ -186,7 +186,7 @@ func AwaitMessages(ctx context.Context, c *apiclient.Client, sessionID string, n
 
 // AwaitCommitment polls GET /v1/commitments/{id} through c until the
 // commitment is in state, or ctx ends.
-func AwaitCommitment(ctx context.Context, c *apiclient.Client, id, state string) (api.CommitmentInfo, error) {
+func AwaitCommitment(ctx context.Context, c *client.Client, id, state string) (api.CommitmentInfo, error) {
 	var info api.CommitmentInfo
 	var last error
 	err := Await(ctx, func() bool {

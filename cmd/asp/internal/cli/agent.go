@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/aspnode/asp/node/api"
-	"github.com/aspnode/asp/testnet/apiclient"
+	"github.com/aspnode/asp/node/client"
 )
 
 func (a *app) agentCommand() *cobra.Command {
@@ -18,11 +18,11 @@ func (a *app) agentCommand() *cobra.Command {
 }
 
 // adminClient returns a client for the running node whose home is dir.
-func adminClient(home string) (*apiclient.Client, error) {
+func adminClient(home string) (*client.Client, error) {
 	if err := requireFlag("home", home); err != nil {
 		return nil, err
 	}
-	return apiclient.FromHome(home)
+	return client.FromHome(home)
 }
 
 func (a *app) agentAddCommand() *cobra.Command {

@@ -1,7 +1,29 @@
-// Package apiclient is a small Go client for a node's local HTTP API, as
-// named in CONTRACT.md. The asp command line, the test networks and the
-// integration tests use it.
-package apiclient
+// Package client is the Go SDK of an ASP node: a client of the node's local
+// HTTP API, the server of which is package node/api. It speaks the API as
+// CONTRACT.md names it, with node/api's request and response types, so that
+// the two cannot drift apart: a field added to api.SessionInfo is a field
+// the client decodes.
+//
+// A Client acts with one bearer token: the node's admin token (FromHome
+// reads it from the node's home) or an agent token (from CreateAgent), and
+// WithToken switches between them. Every method is one request.
+//
+// Errors. An answer with a non-2xx status comes back as an *api.Error, the
+// server's own error type, carrying the HTTP status and the ASP error code
+// (api.CodeDuplicate, api.CodeInvalidTransition, ...); the body of an
+// answer that is not the API's JSON error becomes the message, with the
+// status text as the code. Test with IsCode or errors.As:
+//
+//	var e *api.Error
+//	if errors.As(err, &e) && e.Status == http.StatusConflict { ... }
+//
+// Transport failures (no node listening, a cancelled context) are returned
+// wrapped as they are. The message of an error answer is the remote node's
+// text: show it, do not parse it.
+//
+// The asp command line, the test networks and the integration tests use
+// this package.
+package client
 
 import (
 	"bytes"
@@ -89,21 +111,14 @@ func (c *Client) WithToken(token string) *Client {
 	return &d
 }
 
-// Error is an error answer of the API: an HTTP status and the
-// {"error":{"code","message"}} body.
-type Error struct {
-	Status  int
-	Code    string
-	Message string
-}
-
-func (e *Error) Error() string {
-	return fmt.Sprintf("%s (HTTP %d): %s", e.Code, e.Status, e.Message)
-}
+// Error is an error answer of the API: the HTTP status and the
+// {"error":{"code","message"}} body, as node/api writes it. It is
+// node/api's own type; Err is always nil on the client side.
+type Error = api.Error
 
 // IsCode reports whether err is an API error with the given code.
 func IsCode(err error, code string) bool {
-	var e *Error
+	var e *api.Error
 	return errors.As(err, &e) && e.Code == code
 }
 
@@ -143,19 +158,14 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	if resp.StatusCode/100 != 2 {
-		var eb struct {
-			Error struct {
-				Code    string `json:"code"`
-				Message string `json:"message"`
-			} `json:"error"`
-		}
-		e := &Error{Status: resp.StatusCode}
+		var eb api.ErrorResponse
+		e := &api.Error{Status: resp.StatusCode}
 		if json.Unmarshal(raw, &eb) == nil && eb.Error.Code != "" {
 			e.Code, e.Message = eb.Error.Code, eb.Error.Message
 		} else {
 			e.Code, e.Message = http.StatusText(resp.StatusCode), strings.TrimSpace(string(raw))
 		}
-		return fmt.Errorf("%s %s: %w", method, path, e)
+		return fmt.Errorf("%s %s (HTTP %d): %w", method, path, resp.StatusCode, e)
 	}
 	if out == nil {
 		return nil
