@@ -37,6 +37,7 @@ func (n *Node) startExtensions() error {
 	}
 	r, err := registry.New(registry.Config{
 		Host:      n.host.Host(),
+		Wire:      n.host,
 		Routing:   n.host.DHT(),
 		Key:       n.orgKey,
 		Validator: n.ext.validate,

@@ -6,38 +6,30 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/aspnode/asp/p2p"
 	"github.com/aspnode/asp/registry"
-	"github.com/libp2p/go-libp2p"
-	dht "github.com/libp2p/go-libp2p-kad-dht"
-	record "github.com/libp2p/go-libp2p-record"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // How a node wires the registry: one Metrics and one Validator shared by
-// the DHT and the Registry, then Run for republishing and cache refresh.
-// (With the p2p package: p2p.WithValidator(registry.Namespace, v), then
-// Config{Host: h.Host(), Routing: h.DHT(), ...}.)
+// the DHT and the Registry, the p2p host serving ProtocolID, then Run for
+// republishing and cache refresh.
 func Example() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, orgKey, _ := ed25519.GenerateKey(nil)
 	lk, _ := crypto.UnmarshalEd25519PrivateKey(orgKey)
-	h, err := libp2p.New(libp2p.Identity(lk), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableMetrics())
+
+	metrics, _ := registry.NewMetrics(prometheus.NewRegistry())
+	v := registry.NewValidator(metrics, nil)
+	h, err := p2p.New(ctx, p2p.Config{Key: lk, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}},
+		p2p.WithValidator(registry.Namespace, v))
 	if err != nil {
 		panic(err)
 	}
 	defer h.Close()
-
-	metrics, _ := registry.NewMetrics(prometheus.NewRegistry())
-	v := registry.NewValidator(metrics, nil)
-	d, err := dht.New(h, dht.Mode(dht.ModeServer), dht.ProtocolPrefix("/asp"),
-		dht.Validator(record.NamespacedValidator{registry.Namespace: v}))
-	if err != nil {
-		panic(err)
-	}
-	defer d.Close()
-	reg, err := registry.New(registry.Config{Host: h, Routing: d, Key: orgKey, Validator: v})
+	reg, err := registry.New(registry.Config{Host: h.Host(), Wire: h, Routing: h.DHT(), Key: orgKey, Validator: v})
 	if err != nil {
 		panic(err)
 	}

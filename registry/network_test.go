@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"bufio"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/aspnode/asp/protocol"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -242,13 +240,8 @@ func TestNetwork(t *testing.T) {
 			t.Fatal(err)
 		}
 		bad = append(bad, mustMarshal(t, c))
-		f.h.SetStreamHandler(ProtocolID, func(s network.Stream) {
-			defer s.Close()
-			if _, err := readFrame(bufio.NewReader(s), maxRequestSize); err != nil {
-				return
-			}
-			b, _ := encMode.Marshal(wireResponse{Cards: bad})
-			_ = writeFrame(s, b)
+		f.p.Handle(ProtocolID, func(context.Context, peer.ID, []byte) ([]byte, error) {
+			return encMode.Marshal(wireResponse{Cards: bad})
 		})
 		nodes[silent].h.RemoveStreamHandler(ProtocolID)
 		for _, n := range []*testNode{f, nodes[silent]} {
@@ -362,7 +355,10 @@ func TestNetwork(t *testing.T) {
 	t.Run("unreachable organization is read from the DHT", func(t *testing.T) {
 		store := nodes[5]
 		store.h.RemoveStreamHandler(ProtocolID)
-		defer store.h.SetStreamHandler(ProtocolID, store.r.handleStream)
+		defer store.p.Handle(ProtocolID, store.r.serve)
+		// Streams already open are served on: drop the connection that
+		// holds the asking node's pooled ones.
+		_ = nodes[0].h.Network().ClosePeer(store.h.ID())
 		res, err := nodes[0].r.Discover(ctx, "storage.glacier", 0, 0, Fresh())
 		if err != nil {
 			t.Fatal(err)

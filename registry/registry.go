@@ -27,10 +27,15 @@ const (
 	DefaultFetchTimeout      = 2 * time.Second
 )
 
-// Config configures a Registry. Host, Routing and Key are required.
+// Config configures a Registry. Host, Wire, Routing and Key are required.
 type Config struct {
-	// Host is the node's libp2p host; the registry serves ProtocolID on it.
+	// Host is the node's libp2p host (with the p2p package: h.Host()).
 	Host host.Host
+	// Wire serves ProtocolID and asks other organizations over it: the
+	// node's *p2p.Host, on the same libp2p host as Host, whose request and
+	// response frames bring their size caps, stream budgets and stall
+	// deadlines.
+	Wire Wire
 	// Routing is the node's DHT (a *dht.IpfsDHT with the /asp protocol
 	// prefix and Validator registered under Namespace).
 	Routing routing.Routing
@@ -90,6 +95,7 @@ type Agent struct {
 // safe for concurrent use.
 type Registry struct {
 	host    host.Host
+	wire    Wire
 	routing routing.Routing
 	key     ed25519.PrivateKey
 	self    peer.ID
@@ -131,10 +137,10 @@ type localCard struct {
 	ownedCert bool
 }
 
-// New returns a Registry and starts serving ProtocolID on cfg.Host.
+// New returns a Registry and starts serving ProtocolID on cfg.Wire.
 func New(cfg Config) (*Registry, error) {
-	if cfg.Host == nil || cfg.Routing == nil {
-		return nil, errors.New("registry: Host and Routing are required")
+	if cfg.Host == nil || cfg.Wire == nil || cfg.Routing == nil {
+		return nil, errors.New("registry: Host, Wire and Routing are required")
 	}
 	if len(cfg.Key) != ed25519.PrivateKeySize {
 		return nil, errors.New("registry: an Ed25519 organization Key is required")
@@ -144,6 +150,7 @@ func New(cfg Config) (*Registry, error) {
 	}
 	r := &Registry{
 		host:            cfg.Host,
+		wire:            cfg.Wire,
 		routing:         cfg.Routing,
 		key:             cfg.Key,
 		self:            cfg.Host.ID(),
@@ -185,7 +192,7 @@ func New(cfg Config) (*Registry, error) {
 	r.mu.seen = map[string]uint64{}
 	r.mu.known = map[peer.ID]map[string]struct{}{}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
-	r.host.SetStreamHandler(ProtocolID, r.handleStream)
+	r.wire.Handle(ProtocolID, r.serve)
 	return r, nil
 }
 
@@ -196,7 +203,8 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
-// Close stops serving ProtocolID and waits for background refreshes. It
+// Close stops serving ProtocolID (a request on a stream already open is
+// refused as unavailable) and waits for background refreshes. It
 // does not close the host or the DHT.
 func (r *Registry) Close() error {
 	r.mu.Lock()
@@ -206,7 +214,7 @@ func (r *Registry) Close() error {
 	}
 	r.mu.closed = true
 	r.mu.Unlock()
-	r.host.RemoveStreamHandler(ProtocolID)
+	r.wire.RemoveHandler(ProtocolID)
 	r.cancel()
 	r.wg.Wait()
 	return nil

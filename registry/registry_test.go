@@ -170,7 +170,7 @@ func TestServeLimits(t *testing.T) {
 	if err := writeFrame(s, make([]byte, maxRequestSize+1)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := readFrame(bufio.NewReader(s), maxResponseSize); err == nil {
+	if _, err := readAnswer(bufio.NewReader(s), maxResponseSize); err == nil {
 		t.Error("oversized request answered")
 	}
 	_ = s.Reset()

@@ -21,6 +21,8 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/aspnode/asp/p2p"
 )
 
 // testClock is real time plus an adjustable offset shared by a network.
@@ -29,10 +31,11 @@ type testClock struct{ off atomic.Int64 }
 func (c *testClock) Now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
 func (c *testClock) Advance(d time.Duration) { c.off.Add(int64(d)) }
 
-// testNode is one organization's node: a real libp2p host on 127.0.0.1
-// (TCP), a kad-dht in server mode with the /asp prefix and our validator,
-// and a Registry.
+// testNode is one organization's node: a real p2p host on 127.0.0.1
+// (TCP) with its kad-dht in server mode, the /asp prefix and our
+// validator, and a Registry.
 type testNode struct {
+	p   *p2p.Host // nil for an attacker's bare host
 	h   host.Host
 	d   *dht.IpfsDHT
 	r   *Registry
@@ -90,7 +93,14 @@ var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func newTestNode(tb testing.TB, o netOptions) *testNode {
 	tb.Helper()
-	h, key := newHost(tb)
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	lk, err := crypto.UnmarshalEd25519PrivateKey(key)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	m, err := NewMetrics(prometheus.NewRegistry())
 	if err != nil {
 		tb.Fatal(err)
@@ -100,24 +110,34 @@ func newTestNode(tb testing.TB, o netOptions) *testNode {
 		now = o.clock.Now
 	}
 	v := NewValidator(m, now)
-	d := newDHT(tb, h, v)
+	p, err := p2p.New(context.Background(), p2p.Config{Key: lk, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}},
+		p2p.WithValidator(Namespace, v), p2p.WithLogger(quietLog))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	h, d := p.Host(), p.DHT()
 	// Tests check answers, not latency: generous deadlines keep a loaded
 	// machine (or -race) from cutting answers short.
-	cfg := Config{Host: h, Routing: d, Key: key, Validator: v, Clock: now, Logger: quietLog,
+	cfg := Config{Host: h, Wire: p, Routing: d, Key: key, Validator: v, Clock: now, Logger: quietLog,
 		DiscoverTimeout: 30 * time.Second, FetchTimeout: 20 * time.Second}
 	if o.configure != nil {
 		o.configure(&cfg)
 	}
 	r, err := New(cfg)
 	if err != nil {
+		_ = p.Close()
 		tb.Fatal(err)
 	}
-	return &testNode{h: h, d: d, r: r, key: key, m: m}
+	return &testNode{p: p, h: h, d: d, r: r, key: key, m: m}
 }
 
 func (n *testNode) close() {
 	if n.r != nil {
 		_ = n.r.Close()
+	}
+	if n.p != nil {
+		_ = n.p.Close()
+		return
 	}
 	_ = n.d.Close()
 	_ = n.h.Close()
