@@ -24,7 +24,7 @@
 // CapabilityCID(p) for every prefix p of every capability of its agents, so
 // a query for "compute" finds the providers of "compute.gpu-hours". A
 // provider is then asked for its matching cards over ProtocolID
-// ("/asp/registry/1.0.0"). Provider records cannot be withdrawn; a
+// ("/asp/registry/1.1.0"). Provider records cannot be withdrawn; a
 // provider that no longer serves a valid matching card is skipped.
 //
 // # Freshness

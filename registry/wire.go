@@ -25,7 +25,7 @@ import (
 // Requests are capped at 4 KiB (a longer one is refused with the code
 // bad_request), responses at 1 MiB and 128 cards. See registry/README.md,
 // "Wire format".
-const ProtocolID protocol.ID = "/asp/registry/1.0.0"
+const ProtocolID protocol.ID = "/asp/registry/1.1.0"
 
 const (
 	maxRequestSize      = 4 << 10
