@@ -54,6 +54,13 @@ var (
 	ErrReceiptOrg         = errors.New("protocol: receipt from an organisation that is not a party")
 	ErrUnreceipted        = errors.New("protocol: commitment lacks a party organisation's receipt")
 	ErrDuplicateSignature = errors.New("protocol: signer signed twice")
+
+	// Refusals of a party's policy or capacity (codes budget_exceeded,
+	// capacity_unavailable, schema_unsupported): returned by the layers
+	// above, which decide them, so that every refusal has one code.
+	ErrBudgetExceeded      = errors.New("protocol: budget exceeded")
+	ErrCapacityUnavailable = errors.New("protocol: capacity unavailable")
+	ErrSchemaUnsupported   = errors.New("protocol: body schema not supported")
 )
 
 // ASP error codes, as carried in REJECT bodies and API error answers.
@@ -70,7 +77,57 @@ const (
 	CodeEscalationRequired = "escalation_required"
 	CodePolicyViolation    = "policy_violation"
 	CodeInternal           = "internal"
+
+	CodeBudgetExceeded      = "budget_exceeded"      // the move would exceed the agent's budget
+	CodeCapacityUnavailable = "capacity_unavailable" // the resource cannot be supplied now
+	CodeSchemaUnsupported   = "schema_unsupported"   // a body type or schema the receiver does not handle
+	CodeUnspecified         = "unspecified"          // a refusal that gives no reason
+	CodeBusy                = "busy"                 // the peer is sending in the same session right now
+	CodeUnavailable         = "unavailable"          // the service is closed or not ready
 )
+
+// codes lists every ASP code, each once, with whether a refusal with it is
+// retryable: it is about the moment (the peer's load, capacity or a time
+// window), not the request, so the same operation tried again later may
+// succeed. Every other refusal stands until the request changes.
+// docs/protocol.md §7 lists the same codes and flags (a test holds them
+// to it).
+var codes = []struct {
+	code      string
+	retryable bool
+}{
+	{CodeBadRequest, false},
+	{CodeInvalidSignature, false},
+	{CodeUnauthorized, false},
+	{CodeDuplicate, false},
+	{CodeReplay, false},
+	{CodeConflict, false},
+	{CodeTimeout, true},
+	{CodeInvalidTransition, false},
+	{CodeStaleOffer, false},
+	{CodeEscalationRequired, false},
+	{CodePolicyViolation, false},
+	{CodeBudgetExceeded, false},
+	{CodeCapacityUnavailable, true},
+	{CodeSchemaUnsupported, false},
+	{CodeBusy, true},
+	{CodeUnavailable, true},
+	{CodeUnspecified, false},
+	{CodeInternal, false},
+}
+
+// Retryable reports whether a refusal with the ASP code may succeed if the
+// same operation is tried again later: true for timeout, busy,
+// unavailable and capacity_unavailable; false for every other code,
+// including unknown ones.
+func Retryable(code string) bool {
+	for _, c := range codes {
+		if c.code == code {
+			return c.retryable
+		}
+	}
+	return false
+}
 
 var codeTable = []struct {
 	err  error
@@ -114,6 +171,9 @@ var codeTable = []struct {
 	{ErrSequenceGap, CodeBadRequest},
 	{ErrTimeRegressed, CodeBadRequest},
 	{ErrWrongCommitment, CodeBadRequest},
+	{ErrBudgetExceeded, CodeBudgetExceeded},
+	{ErrCapacityUnavailable, CodeCapacityUnavailable},
+	{ErrSchemaUnsupported, CodeSchemaUnsupported},
 }
 
 // ErrorCode returns the ASP error code for err: "" for nil, one of the
