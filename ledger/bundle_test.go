@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/aspnode/asp/protocol"
+	"github.com/aspnode/asp/protocol/protocoltest"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	tlog "github.com/transparency-dev/formats/log"
 	"golang.org/x/mod/sumdb/note"
@@ -288,7 +289,7 @@ func mustVKey(t testing.TB) string {
 // by VerifyProtocolBody, catch the forgery, naming the entry.
 func TestForgedTermsCaughtBySignatures(t *testing.T) {
 	start := time.Date(2027, 2, 1, 9, 0, 0, 0, time.UTC)
-	deal, err := protocol.SeedDeal(protocol.FixtureParty("buyer", "buyer"), protocol.FixtureParty("vendor", "vendor"), start)
+	deal, err := protocoltest.SeedDeal(protocoltest.FixtureParty("buyer", "buyer"), protocoltest.FixtureParty("vendor", "vendor"), start)
 	if err != nil {
 		t.Fatal(err)
 	}

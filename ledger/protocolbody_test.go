@@ -7,6 +7,7 @@ import (
 
 	"github.com/aspnode/asp/ledger"
 	"github.com/aspnode/asp/protocol"
+	"github.com/aspnode/asp/protocol/protocoltest"
 	"github.com/aspnode/asp/registry/attest"
 	"github.com/fxamacker/cbor/v2"
 )
@@ -15,15 +16,15 @@ import (
 // passes it only when its evidence carries both organisations' receipts
 // naming that commitment.
 func TestVerifyProtocolBodyAttestationNeedsBothReceipts(t *testing.T) {
-	buyer, vendor := protocol.FixtureParty("ledger buyer org", "buyer"), protocol.FixtureParty("ledger vendor org", "vendor")
+	buyer, vendor := protocoltest.FixtureParty("ledger buyer org", "buyer"), protocoltest.FixtureParty("ledger vendor org", "vendor")
 	start := time.Date(2027, 3, 1, 9, 0, 0, 0, time.UTC)
-	deal, err := protocol.SeedDeal(buyer, vendor, start)
+	deal, err := protocoltest.SeedDeal(buyer, vendor, start)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := deal.Commitment
 	receipts := map[string]*protocol.Receipt{}
-	for i, org := range []protocol.Party{buyer, vendor} {
+	for i, org := range []protocoltest.Party{buyer, vendor} {
 		r, err := protocol.SignCommitmentReceipt(org.OrgKey, c, uint64(i+1), []byte("checkpoint\n"))
 		if err != nil {
 			t.Fatal(err)

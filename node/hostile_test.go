@@ -23,6 +23,7 @@ import (
 	"github.com/aspnode/asp/node/api"
 	"github.com/aspnode/asp/p2p"
 	"github.com/aspnode/asp/protocol"
+	"github.com/aspnode/asp/protocol/protocoltest"
 	"github.com/fxamacker/cbor/v2"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -39,13 +40,13 @@ import (
 // from the right node, so the only defects are the ones a test puts in.
 type hostilePeer struct {
 	h     *p2p.Host
-	party protocol.Party
+	party protocoltest.Party
 	cert  *protocol.Certificate
 }
 
 func newHostilePeer(t *testing.T, label string, victims ...*Node) *hostilePeer {
 	t.Helper()
-	party := protocol.FixtureParty(label, "mallory")
+	party := protocoltest.FixtureParty(label, "mallory")
 	key, err := crypto.UnmarshalEd25519PrivateKey(party.OrgKey)
 	if err != nil {
 		t.Fatal(err)
@@ -442,7 +443,7 @@ func TestHostileEnvelopes(t *testing.T) {
 	awaitActive(t, p.vendorNode, cid)
 	v, b := p.vendorNode, p.buyerNode
 	m := newHostilePeer(t, "envelopes", v, b)
-	eve := protocol.FixtureParty("envelopes-eve", "eve")
+	eve := protocoltest.FixtureParty("envelopes-eve", "eve")
 	eveCert, err := eve.Certificate([]string{"procurement"}, time.Now().Add(24*time.Hour))
 	if err != nil {
 		t.Fatal(err)

@@ -5,14 +5,15 @@ import (
 	"time"
 
 	"github.com/aspnode/asp/protocol"
+	"github.com/aspnode/asp/protocol/protocoltest"
 )
 
 // Example plays the README's flow: the buyer's node prepares, seals and
 // steps each move; the vendor's node steps what it receives.
 func Example() {
 	start := time.Date(2027, 2, 1, 9, 0, 0, 0, time.UTC)
-	rnd := protocol.FixtureRand("example")
-	buyer, vendor := protocol.FixtureParty("buyer", "buyer"), protocol.FixtureParty("vendor", "vendor")
+	rnd := protocoltest.FixtureRand("example")
+	buyer, vendor := protocoltest.FixtureParty("buyer", "buyer"), protocoltest.FixtureParty("vendor", "vendor")
 	bc, _ := buyer.Certificate([]string{"buy"}, start.AddDate(1, 0, 0))
 	vc, _ := vendor.Certificate([]string{"sell"}, start.AddDate(1, 0, 0))
 
@@ -20,7 +21,7 @@ func Example() {
 	atBuyer := protocol.NewSession(protocol.Config{}, id, buyer.Agent(), vendor.Agent(), start)
 	var atVendor *protocol.Session
 
-	send := func(from *protocol.Session, p protocol.Party, cert *protocol.Certificate, perf protocol.Performative, body protocol.Body, now time.Time) {
+	send := func(from *protocol.Session, p protocoltest.Party, cert *protocol.Certificate, perf protocol.Performative, body protocol.Body, now time.Time) {
 		env, err := from.Prepare(p.Agent(), perf, body, now, rnd)
 		if err != nil {
 			fmt.Println("refused:", protocol.ErrorCode(err))

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/aspnode/asp/protocol"
+	"github.com/aspnode/asp/protocol/protocoltest"
 	"github.com/aspnode/asp/registry/attest"
 )
 
@@ -14,15 +15,15 @@ import (
 // the acceptance and both organisations' receipts: each organisation's
 // signature that it recorded the commitment.
 func ExampleFromCommitment() {
-	buyer := protocol.FixtureParty("example buyer org", "buyer")
-	vendor := protocol.FixtureParty("example vendor org", "vendor")
+	buyer := protocoltest.FixtureParty("example buyer org", "buyer")
+	vendor := protocoltest.FixtureParty("example vendor org", "vendor")
 	start := time.Date(2027, 3, 1, 9, 0, 0, 0, time.UTC)
-	deal, err := protocol.SeedDeal(buyer, vendor, start)
+	deal, err := protocoltest.SeedDeal(buyer, vendor, start)
 	if err != nil {
 		panic(err)
 	}
 	c := deal.Commitment
-	for i, org := range []protocol.Party{buyer, vendor} {
+	for i, org := range []protocoltest.Party{buyer, vendor} {
 		r, err := protocol.SignCommitmentReceipt(org.OrgKey, c, uint64(i+1), []byte("checkpoint\n"))
 		if err != nil {
 			panic(err)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/aspnode/asp/protocol"
+	"github.com/aspnode/asp/protocol/protocoltest"
 )
 
 // t0 is the start of the fixture deal; attestations are made an hour later.
@@ -14,10 +15,10 @@ var t0 = time.Date(2027, 3, 1, 9, 0, 0, 0, time.UTC)
 // fixture is a signed deal between a buyer and a vendor of two
 // organisations, plus an outsider of a third organisation.
 type fixture struct {
-	buyer, vendor, outsider protocol.Party
+	buyer, vendor, outsider protocoltest.Party
 	buyerCert, vendorCert   *protocol.Certificate
 	outsiderCert            *protocol.Certificate
-	deal                    *protocol.Deal
+	deal                    *protocoltest.Deal
 	c                       *protocol.Commitment
 }
 
@@ -30,17 +31,17 @@ func newFixture(t testing.TB, label string) *fixture {
 func newFixtureAt(t testing.TB, label string, start time.Time) *fixture {
 	t.Helper()
 	f := &fixture{
-		buyer:    protocol.FixtureParty(label+" buyer org", "buyer"),
-		vendor:   protocol.FixtureParty(label+" vendor org", "vendor"),
-		outsider: protocol.FixtureParty(label+" outsider org", "outsider"),
+		buyer:    protocoltest.FixtureParty(label+" buyer org", "buyer"),
+		vendor:   protocoltest.FixtureParty(label+" vendor org", "vendor"),
+		outsider: protocoltest.FixtureParty(label+" outsider org", "outsider"),
 	}
 	var err error
-	if f.deal, err = protocol.SeedDeal(f.buyer, f.vendor, start); err != nil {
+	if f.deal, err = protocoltest.SeedDeal(f.buyer, f.vendor, start); err != nil {
 		t.Fatal(err)
 	}
 	f.c = f.deal.Commitment
 	// Both organisations recorded the commitment: their receipts.
-	for i, p := range []protocol.Party{f.buyer, f.vendor} {
+	for i, p := range []protocoltest.Party{f.buyer, f.vendor} {
 		r, err := protocol.SignCommitmentReceipt(p.OrgKey, f.c, uint64(10+i), []byte("checkpoint\n"))
 		if err != nil {
 			t.Fatal(err)

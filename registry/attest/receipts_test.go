@@ -7,12 +7,13 @@ import (
 	"time"
 
 	"github.com/aspnode/asp/protocol"
+	"github.com/aspnode/asp/protocol/protocoltest"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 )
 
 // offlineAccept is an ACCEPT of offer signed by p alone, never sent: what
 // a party that once received an offer can make on its own.
-func offlineAccept(t testing.TB, p protocol.Party, cert *protocol.Certificate, offer *protocol.Envelope, at time.Time) *protocol.Envelope {
+func offlineAccept(t testing.TB, p protocoltest.Party, cert *protocol.Certificate, offer *protocol.Envelope, at time.Time) *protocol.Envelope {
 	t.Helper()
 	id, err := protocol.NewMessageID(at, rand.Reader)
 	if err != nil {
@@ -30,7 +31,7 @@ func offlineAccept(t testing.TB, p protocol.Party, cert *protocol.Certificate, o
 }
 
 // receipt is org's encoded receipt for the commitment of offer and acc.
-func receipt(t testing.TB, org protocol.Party, offer, acc *protocol.Envelope) []byte {
+func receipt(t testing.TB, org protocoltest.Party, offer, acc *protocol.Envelope) []byte {
 	t.Helper()
 	r, err := protocol.SignReceipt(org.OrgKey, offer.Hash(), acc.Hash(), 3, []byte("checkpoint\n"))
 	if err != nil {
@@ -144,7 +145,7 @@ func TestFabricatedAcceptanceRefused(t *testing.T) {
 
 	// An ACCEPT signed after the offer's validUntil is no acceptance, even
 	// were both organisations to receipt it.
-	rnd := protocol.FixtureRand("late offer")
+	rnd := protocoltest.FixtureRand("late offer")
 	s := f.deal.Session.Clone()
 	terms := protocol.Terms{UnitPrice: "2.50"}
 	at := f.c.Acceptance.Timestamp.Add(time.Second)

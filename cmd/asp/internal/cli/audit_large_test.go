@@ -15,6 +15,7 @@ import (
 	"github.com/aspnode/asp/node"
 	"github.com/aspnode/asp/p2p"
 	"github.com/aspnode/asp/protocol"
+	"github.com/aspnode/asp/protocol/protocoltest"
 )
 
 // largeBundleEntries is the size of the ledger TestAuditVerifyLargeBundle
@@ -52,11 +53,11 @@ func writeDeals(t testing.TB, home string, n int) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	buyer, vendor := protocol.FixtureParty("b", "buyer"), protocol.FixtureParty("v", "vendor")
+	buyer, vendor := protocoltest.FixtureParty("b", "buyer"), protocoltest.FixtureParty("v", "vendor")
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	var recs []ledger.Record
 	for d := 0; len(recs) < n && d < 64; d++ {
-		deal, err := protocol.SeedDeal(buyer, vendor, start.Add(time.Duration(d)*time.Minute))
+		deal, err := protocoltest.SeedDeal(buyer, vendor, start.Add(time.Duration(d)*time.Minute))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/aspnode/asp/node"
 	"github.com/aspnode/asp/p2p"
 	"github.com/aspnode/asp/protocol"
+	"github.com/aspnode/asp/protocol/protocoltest"
 )
 
 // writeLedger fills the ledger of a fresh node home with the seed deal's
@@ -33,7 +34,7 @@ func writeLedger(t *testing.T, forge bool) (home string, forged uint64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deal, err := protocol.SeedDeal(protocol.FixtureParty("b", "buyer"), protocol.FixtureParty("v", "vendor"), time.Now())
+	deal, err := protocoltest.SeedDeal(protocoltest.FixtureParty("b", "buyer"), protocoltest.FixtureParty("v", "vendor"), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,5 +1,10 @@
 package protocol
 
+// The fixtures of package protocoltest, for this package's internal tests,
+// which cannot import it (protocoltest imports protocol). Both copies must
+// build the same keys and the same seed deal byte for byte:
+// TestFixtureCopiesAgree (fixture_agree_test.go) holds them to it.
+
 import (
 	"crypto/ed25519"
 	"crypto/sha256"
