@@ -25,6 +25,13 @@ import (
 //   - KindReceipt: the body is a receipt (protocol.EncodeReceipt) whose
 //     organisation signature must verify and whose commitment id must be
 //     the one its offer and acceptance hashes derive.
+//   - KindCommitmentUpdate: the body is a CommitmentUpdate (records.go) of
+//     a known state, the entry names a commitment, and the signed action
+//     it carries, if any, verifies and acts on that commitment.
+//   - KindMessageRefused: the body is a Refusal naming a message and a
+//     code.
+//   - KindReconciled: the body is a Reconciled that adopts a move or ends
+//     the session, and the entry names its session.
 //   - KindAttestation: the body is an attestation (registry/attest, format
 //     attestationVersion), a claim to third parties that a commitment
 //     exists and how a party behaved. Its evidence must prove the
@@ -71,6 +78,18 @@ func VerifyProtocolBody(e Entry) error {
 		}
 		if e.Commitment != "" && e.Commitment != r.CommitmentID {
 			return fmt.Errorf("entry names commitment %q, its receipt %q", e.Commitment, r.CommitmentID)
+		}
+	case KindCommitmentUpdate:
+		if err := verifyCommitmentUpdate(e); err != nil {
+			return fmt.Errorf("commitment update: %w", err)
+		}
+	case KindMessageRefused:
+		if _, err := DecodeRefusal(e.Body); err != nil {
+			return err
+		}
+	case KindReconciled:
+		if err := verifyReconciled(e); err != nil {
+			return err
 		}
 	case KindAttestation:
 		id, err := verifyAttestationEvidence(e.Body)

@@ -11,7 +11,6 @@ import (
 	"github.com/aspnode/asp/ledger"
 	"github.com/aspnode/asp/node/api"
 	"github.com/aspnode/asp/protocol"
-	"github.com/fxamacker/cbor/v2"
 )
 
 // Commitment actions (fulfilment claimed, confirmed, disputed) are signed by
@@ -61,8 +60,8 @@ func (n *Node) expireDue(ctx context.Context) {
 	for _, c := range due {
 		c.mu.Lock()
 		if c.state == protocol.CommitmentActive {
-			ub, _ := cbor.Marshal(updateRecord{State: string(protocol.CommitmentExpired)})
-			if _, err := n.led.Append(ctx, ledger.Record{Kind: ledger.KindCommitmentUpdate, Time: now, Session: c.session, Commitment: c.id, Body: ub}); err != nil {
+			rec := ledger.CommitmentUpdateRecord(now, c.session, c.id, ledger.CommitmentUpdate{State: protocol.CommitmentExpired})
+			if _, err := n.led.Append(ctx, rec); err != nil {
 				n.log.Error("record expiry", "commitment", c.id, "err", err)
 			} else {
 				c.expiredAt = now
@@ -148,8 +147,8 @@ func (n *Node) CommitmentAction(ctx context.Context, agent, id, action string, b
 	if err != nil {
 		return api.CommitmentInfo{}, err
 	}
-	ub, _ := cbor.Marshal(updateRecord{State: string(next.State), Action: raw})
-	if _, err := n.led.Append(ctx, ledger.Record{Kind: ledger.KindCommitmentUpdate, Time: a.Time, Session: c.session, Commitment: id, Body: ub}); err != nil {
+	rec := ledger.CommitmentUpdateRecord(a.Time, c.session, id, ledger.CommitmentUpdate{State: next.State, Action: raw})
+	if _, err := n.led.Append(ctx, rec); err != nil {
 		return api.CommitmentInfo{}, fmt.Errorf("record action: %w", err)
 	}
 	c.pendingAction = raw
@@ -176,8 +175,8 @@ func (n *Node) deliverActionLocked(ctx context.Context, c *commitment, raw []byt
 	c.pendingAction = nil
 	if resp.Code != "" {
 		n.m.refusedOutgoing.WithLabelValues(resp.Code).Inc()
-		body, _ := cbor.Marshal(refusal{MessageID: actionID(raw), Code: resp.Code, Reason: resp.Message})
-		if _, err := n.led.Append(ctx, ledger.Record{Kind: kindMessageRefused, Time: n.now(), Session: c.session, Commitment: c.id, Body: body}); err != nil {
+		rec := ledger.RefusalRecord(n.now(), c.session, c.id, ledger.Refusal{MessageID: actionID(raw), Code: resp.Code, Reason: resp.Message})
+		if _, err := n.led.Append(ctx, rec); err != nil {
 			return err
 		}
 		return &RemoteRefusal{Code: resp.Code, Message: resp.Message}
@@ -228,8 +227,8 @@ func (n *Node) onAction(ctx context.Context, from string, raw []byte) *wireResp 
 	if err != nil {
 		return refuseErr(err)
 	}
-	ub, _ := cbor.Marshal(updateRecord{State: string(next.State), Action: raw})
-	if _, err := n.led.Append(ctx, ledger.Record{Kind: ledger.KindCommitmentUpdate, Time: n.now(), Session: c.session, Commitment: c.id, Body: ub}); err != nil {
+	rec := ledger.CommitmentUpdateRecord(n.now(), c.session, c.id, ledger.CommitmentUpdate{State: next.State, Action: raw})
+	if _, err := n.led.Append(ctx, rec); err != nil {
 		return refuseErr(err)
 	}
 	n.setStateLocked(c, raw, next.State)

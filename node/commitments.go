@@ -12,7 +12,6 @@ import (
 	"github.com/aspnode/asp/ledger"
 	"github.com/aspnode/asp/node/api"
 	"github.com/aspnode/asp/protocol"
-	"github.com/fxamacker/cbor/v2"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -48,12 +47,6 @@ type commitment struct {
 	expiredAt     time.Time
 }
 
-// updateRecord is the body of a KindCommitmentUpdate entry.
-type updateRecord struct {
-	State  string `cbor:"1,keyasint"`
-	Action []byte `cbor:"2,keyasint,omitempty"` // the signed action that caused it
-}
-
 func (n *Node) getCommitment(id string) *commitment {
 	n.sessMu.RLock()
 	defer n.sessMu.RUnlock()
@@ -77,13 +70,13 @@ func (n *Node) commitmentFormed(ctx context.Context, s *session, pc *protocol.Co
 		id: pc.ID, c: pc, session: s.id, local: s.local, remote: s.remote,
 		acceptor: acceptor, state: protocol.CommitmentPending, created: now, updated: now,
 	}
-	recs := append(pre, ledger.Record{Kind: ledger.KindCommitment, Time: now, Session: s.id, Commitment: pc.ID, Body: body})
+	recs := append(pre, ledger.CommitmentRecord(now, s.id, pc.ID, body))
 	if theirs != nil {
 		if err := n.checkReceipt(c, theirs, theirCert); err != nil {
 			n.log.Warn("counterparty receipt refused", "commitment", c.id, "err", err)
 			theirs = nil
 		} else {
-			recs = append(recs, ledger.Record{Kind: ledger.KindReceipt, Time: now, Session: s.id, Commitment: pc.ID, Body: theirs})
+			recs = append(recs, ledger.ReceiptRecord(now, s.id, pc.ID, theirs))
 		}
 	}
 	ents, err := n.led.Append(ctx, recs...)
@@ -219,7 +212,7 @@ func (n *Node) ourReceiptRecord(c *commitment) []ledger.Record {
 	if c.ours == nil || c.oursRecorded {
 		return nil
 	}
-	return []ledger.Record{{Kind: ledger.KindReceipt, Time: n.now(), Session: c.session, Commitment: c.id, Body: c.ours}}
+	return []ledger.Record{ledger.ReceiptRecord(n.now(), c.session, c.id, c.ours)}
 }
 
 // receiptRecordDelay is how long the resend loop leaves our receipt to be
@@ -265,9 +258,8 @@ func (n *Node) activateLocked(ctx context.Context, c *commitment, extra []ledger
 	if c.state != protocol.CommitmentPending {
 		return nil
 	}
-	ub, _ := cbor.Marshal(updateRecord{State: string(protocol.CommitmentActive)})
 	recs := append(n.ourReceiptRecord(c), extra...)
-	recs = append(recs, ledger.Record{Kind: ledger.KindCommitmentUpdate, Time: n.now(), Session: c.session, Commitment: c.id, Body: ub})
+	recs = append(recs, ledger.CommitmentUpdateRecord(n.now(), c.session, c.id, ledger.CommitmentUpdate{State: protocol.CommitmentActive}))
 	if _, err := n.led.Append(ctx, recs...); err != nil {
 		return err
 	}
@@ -300,7 +292,7 @@ func (n *Node) onReceipt(ctx context.Context, from string, raw, keyCert []byte) 
 	if c.theirs != nil {
 		return &wireResp{} // already held: a resend
 	}
-	rec := ledger.Record{Kind: ledger.KindReceipt, Time: n.now(), Session: c.session, Commitment: c.id, Body: raw}
+	rec := ledger.ReceiptRecord(n.now(), c.session, c.id, raw)
 	if err := n.activateLocked(ctx, c, []ledger.Record{rec}); err != nil {
 		return refuseErr(err)
 	}

@@ -230,7 +230,7 @@ func (n *Node) consentReplyLocked(ctx context.Context, s *session, inv *protocol
 		n.log.Error("consent reply", "session", s.id, "err", err)
 		return nil
 	}
-	if _, err := n.led.Append(ctx, envelopeRecord(ledger.KindMessageSent, env, raw)); err != nil {
+	if _, err := n.led.Append(ctx, ledger.EnvelopeRecord(ledger.KindMessageSent, env, raw)); err != nil {
 		n.log.Error("consent reply", "session", s.id, "err", err)
 		return nil
 	}

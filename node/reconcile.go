@@ -9,7 +9,6 @@ import (
 	"github.com/aspnode/asp/ledger"
 	"github.com/aspnode/asp/node/api"
 	"github.com/aspnode/asp/protocol"
-	"github.com/fxamacker/cbor/v2"
 )
 
 // Reconciliation: two nodes whose transcripts of one session differ (a
@@ -24,15 +23,8 @@ import (
 const codeSuperseded = "superseded"
 
 // kindReconciled is the ledger kind of a reconciliation's outcome in a
-// session: a move of ours recorded as refused that the counterparty holds
-// after all (Adopted), or the session ended because the two transcripts
-// cannot converge (Ended).
-const kindReconciled = ledger.Kind(33)
-
-type reconciled struct {
-	Adopted string `cbor:"1,keyasint,omitempty"` // messageId whose refusal is void
-	Ended   string `cbor:"2,keyasint,omitempty"` // why the session ended
-}
+// session (ledger.KindReconciled; body ledger.Reconciled).
+const kindReconciled = ledger.KindReconciled
 
 // maxTail bounds the envelopes of one wireHead answer (wireDec's array
 // limit), maxTailBytes their size.
@@ -220,8 +212,8 @@ func (n *Node) adoptLocked(ctx context.Context, s *session, raw []byte) error {
 			return err
 		}
 		if !pending {
-			body, _ := cbor.Marshal(reconciled{Adopted: env.MessageID})
-			if _, err := n.led.Append(ctx, ledger.Record{Kind: kindReconciled, Time: n.now(), Session: s.id, Body: body}); err != nil {
+			rec := ledger.ReconciledRecord(n.now(), s.id, ledger.Reconciled{Adopted: env.MessageID})
+			if _, err := n.led.Append(ctx, rec); err != nil {
 				return err
 			}
 			s.pending = nil
@@ -243,8 +235,8 @@ func (n *Node) endLocked(ctx context.Context, s *session, reason string, tell bo
 	if s.ended != "" || s.ps.State().Terminal() {
 		return
 	}
-	body, _ := cbor.Marshal(reconciled{Ended: reason})
-	if _, err := n.led.Append(ctx, ledger.Record{Kind: kindReconciled, Time: n.now(), Session: s.id, Body: body}); err != nil {
+	rec := ledger.ReconciledRecord(n.now(), s.id, ledger.Reconciled{Ended: reason})
+	if _, err := n.led.Append(ctx, rec); err != nil {
 		n.log.Error("end session", "session", s.id, "err", err)
 		return
 	}

@@ -7,7 +7,6 @@ import (
 
 	"github.com/aspnode/asp/ledger"
 	"github.com/aspnode/asp/protocol"
-	"github.com/fxamacker/cbor/v2"
 )
 
 // recover rebuilds sessions and commitments from the ledger, the only
@@ -61,13 +60,11 @@ func (n *Node) recover(ctx context.Context) error {
 				}
 				bySession[env.SessionID] = append(bySession[env.SessionID], msg{sent: e.Kind == ledger.KindMessageSent, env: env, index: e.Index})
 			case kindMessageRefused:
-				var r refusal
-				if err := cbor.Unmarshal(e.Body, &r); err == nil {
+				if r, err := ledger.DecodeRefusal(e.Body); err == nil {
 					refused[r.MessageID] = true
 				}
 			case kindReconciled:
-				var r reconciled
-				if err := cbor.Unmarshal(e.Body, &r); err == nil {
+				if r, err := ledger.DecodeReconciled(e.Body); err == nil {
 					if r.Adopted != "" {
 						delete(refused, r.Adopted)
 					}
@@ -88,9 +85,9 @@ func (n *Node) recover(ctx context.Context) error {
 					}
 				}
 			case ledger.KindCommitmentUpdate:
-				var u updateRecord
-				if c := cs[e.Commitment]; c != nil && cbor.Unmarshal(e.Body, &u) == nil {
-					c.state = protocol.CommitmentState(u.State)
+				c := cs[e.Commitment]
+				if u, err := ledger.DecodeCommitmentUpdate(e.Body); c != nil && err == nil {
+					c.state = u.State
 					if u.Action != nil {
 						c.actions = append(c.actions, u.Action)
 					}
@@ -267,8 +264,8 @@ func (n *Node) resendLocked(ctx context.Context, s *session, env *protocol.Envel
 	if err != nil {
 		// The session moved past it: the counterparty cannot hold it.
 		n.log.Warn("pending move no longer applies", "session", s.id, "err", err)
-		body, _ := cbor.Marshal(refusal{MessageID: env.MessageID, Code: codeSuperseded, Reason: err.Error()})
-		if _, err := n.led.Append(ctx, ledger.Record{Kind: kindMessageRefused, Time: n.now(), Session: s.id, Body: body}); err == nil {
+		rec := ledger.RefusalRecord(n.now(), s.id, "", ledger.Refusal{MessageID: env.MessageID, Code: codeSuperseded, Reason: err.Error()})
+		if _, err := n.led.Append(ctx, rec); err == nil {
 			s.pending = nil
 		}
 		return

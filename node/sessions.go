@@ -13,7 +13,6 @@ import (
 	"github.com/aspnode/asp/ledger"
 	"github.com/aspnode/asp/node/api"
 	"github.com/aspnode/asp/protocol"
-	"github.com/fxamacker/cbor/v2"
 )
 
 // session is the node's side of one session: the protocol state machine of
@@ -248,18 +247,6 @@ func (n *Node) SendMessage(ctx context.Context, from, sessionID string, req api.
 	return res, nil
 }
 
-// msgRecord is the body of a message entry: the envelope's canonical bytes.
-func envelopeRecord(kind ledger.Kind, env *protocol.Envelope, raw []byte) ledger.Record {
-	return ledger.Record{Kind: kind, Time: env.Timestamp, Session: env.SessionID, Body: raw}
-}
-
-// refusal is the body of a KindMessageRefused entry.
-type refusal struct {
-	MessageID string `cbor:"1,keyasint"`
-	Code      string `cbor:"2,keyasint"`
-	Reason    string `cbor:"3,keyasint,omitempty"`
-}
-
 // moveLocked makes one outgoing move: check it on a copy of the state
 // machine, record it, send it, and apply it once the counterparty
 // acknowledges. It returns the commitment the move formed, if any.
@@ -275,7 +262,7 @@ func (n *Node) moveLocked(ctx context.Context, s *session, env *protocol.Envelop
 	if err != nil {
 		return nil, err
 	}
-	if _, err := n.led.Append(ctx, envelopeRecord(ledger.KindMessageSent, env, raw)); err != nil {
+	if _, err := n.led.Append(ctx, ledger.EnvelopeRecord(ledger.KindMessageSent, env, raw)); err != nil {
 		return nil, fmt.Errorf("record message: %w", err)
 	}
 	return n.deliverLocked(ctx, s, env, raw, next, eff, false)
@@ -306,8 +293,8 @@ func (n *Node) deliverLocked(ctx context.Context, s *session, env *protocol.Enve
 	s.pending = nil
 	if resp.Code != "" {
 		n.m.refusedOutgoing.WithLabelValues(resp.Code).Inc()
-		body, _ := cbor.Marshal(refusal{MessageID: env.MessageID, Code: resp.Code, Reason: resp.Message})
-		if _, err := n.led.Append(ctx, ledger.Record{Kind: kindMessageRefused, Time: n.now(), Session: s.id, Body: body}); err != nil {
+		rec := ledger.RefusalRecord(n.now(), s.id, "", ledger.Refusal{MessageID: env.MessageID, Code: resp.Code, Reason: resp.Message})
+		if _, err := n.led.Append(ctx, rec); err != nil {
 			return nil, err
 		}
 		if resp.Code == codeBusy {
@@ -366,13 +353,13 @@ func (n *Node) receiveLocked(ctx context.Context, s *session, env *protocol.Enve
 	if err != nil {
 		return nil, err
 	}
-	recs := []ledger.Record{envelopeRecord(ledger.KindMessageReceived, env, raw)}
+	recs := []ledger.Record{ledger.EnvelopeRecord(ledger.KindMessageReceived, env, raw)}
 	if p := s.pending; p != nil {
 		// The counterparty moved on from the head our pending move
 		// follows: it does not hold that move and never will. The move
 		// is recorded as refused in the same write.
-		body, _ := cbor.Marshal(refusal{MessageID: p.MessageID, Code: codeSuperseded, Reason: "the counterparty moved first: " + env.MessageID})
-		recs = append([]ledger.Record{{Kind: kindMessageRefused, Time: n.now(), Session: s.id, Body: body}}, recs...)
+		ref := ledger.Refusal{MessageID: p.MessageID, Code: codeSuperseded, Reason: "the counterparty moved first: " + env.MessageID}
+		recs = append([]ledger.Record{ledger.RefusalRecord(n.now(), s.id, "", ref)}, recs...)
 	}
 	if eff.Commitment != nil {
 		// The message and the commitment it forms are recorded together.

@@ -100,6 +100,10 @@ func decodeWireResp(b []byte) (*wireResp, error) {
 }
 
 // kindMessageRefused is the ledger kind of a record that the counterparty
-// refused one of our moves: the move named stays in the ledger (it was
-// recorded before it was sent) but never entered the session.
-const kindMessageRefused = ledger.Kind(32)
+// refused one of our moves (ledger.KindMessageRefused; body
+// ledger.Refusal): the move named stays in the ledger (it was recorded
+// before it was sent) but never entered the session.
+const kindMessageRefused = ledger.KindMessageRefused
+
+// refusal is the body of a kindMessageRefused record.
+type refusal = ledger.Refusal

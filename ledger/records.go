@@ -1,0 +1,246 @@
+package ledger
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/aspnode/asp/protocol"
+	"github.com/fxamacker/cbor/v2"
+)
+
+// The records the node writes, each with its constructor, its decoder and
+// what VerifyProtocolBody checks of it, side by side: the node builds its
+// records here, recovery reads them back here, and an auditor verifies
+// them here, so the three cannot read one body differently. The
+// encodings are fixed: ledgers already written must keep recovering.
+//
+// Who could lie with them: the node writes every record itself, so its
+// operator can write any record at all, and (with the checkpoint key)
+// rewrite history and re-sign the checkpoints. What stops a changed or
+// invented record is a signature the operator does not hold: envelopes,
+// commitments, receipts and the actions inside commitment updates carry
+// the agents' and organisations' signatures, checked by
+// VerifyProtocolBody. Refusals (kind 32) and reconciliations (kind 33)
+// carry none: they are the node's own word. An operator can forge,
+// backdate or withhold one to hide a move (and recovery then treats the
+// move as refused), but cannot make the counterparty hold a move it never
+// signed; the counterparty's own ledger holds the other side, and
+// reconciliation between the two nodes brings the divergence to light.
+// Replaying a record adds nothing: recovery reads each as a set member
+// (a message id refused, a move adopted, an action appended once).
+
+// Kinds the node records beyond the ledger's own list. They are shown as
+// kind-32 and kind-33 (Kind.String).
+const (
+	// KindMessageRefused records that the counterparty refused one of our
+	// moves or actions: the move named stays in the ledger (it was
+	// recorded before it was sent) but never entered the session. Body:
+	// Refusal.
+	KindMessageRefused Kind = 32
+	// KindReconciled records a reconciliation's outcome in a session: a
+	// move of ours recorded as refused that the counterparty holds after
+	// all (Adopted), or the session ended because the two transcripts
+	// cannot converge (Ended). Body: Reconciled.
+	KindReconciled Kind = 33
+)
+
+// recordDecMode reads the node's record bodies: one reading only (no
+// duplicate keys, no unknown fields, no tags, no indefinite lengths, no
+// trailing bytes). Text is not checked for UTF-8: a refusal's reason is
+// copied from the counterparty's answer as it came.
+var recordDecMode = func() cbor.DecMode {
+	dm, err := cbor.DecOptions{
+		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
+		IndefLength:       cbor.IndefLengthForbidden,
+		TagsMd:            cbor.TagsForbidden,
+		MaxNestedLevels:   4,
+		MaxArrayElements:  16,
+		MaxMapPairs:       16,
+		UTF8:              cbor.UTF8DecodeInvalid,
+		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
+	}.DecMode()
+	if err != nil {
+		panic(err)
+	}
+	return dm
+}()
+
+func decodeRecord(what string, b []byte, v any) error {
+	if err := recordDecMode.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%w: %s: %v", protocol.ErrMalformed, what, err)
+	}
+	return nil
+}
+
+func encodeRecord(v any) []byte {
+	b, err := cbor.Marshal(v)
+	if err != nil {
+		// Structs of strings and byte strings always encode.
+		panic(err)
+	}
+	return b
+}
+
+// EnvelopeRecord is the record of a signed envelope this node sent
+// (KindMessageSent) or received (KindMessageReceived): the envelope's
+// canonical bytes (protocol.EncodeEnvelope), at its own timestamp, under
+// its session. VerifyProtocolBody checks its certificate, hash and sender
+// signature: no one but the sending agent can make one.
+func EnvelopeRecord(kind Kind, env *protocol.Envelope, raw []byte) Record {
+	return Record{Kind: kind, Time: env.Timestamp, Session: env.SessionID, Body: raw}
+}
+
+// CommitmentRecord is the record of a commitment as formed
+// (protocol.EncodeCommitment).
+func CommitmentRecord(t time.Time, session, commitment string, raw []byte) Record {
+	return Record{Kind: KindCommitment, Time: t, Session: session, Commitment: commitment, Body: raw}
+}
+
+// ReceiptRecord is the record of a receipt for a commitment, ours or the
+// counterparty's (protocol.EncodeReceipt). Its organisation signature
+// makes it unforgeable; recovery reads it with protocol.DecodeReceipt.
+func ReceiptRecord(t time.Time, session, commitment string, raw []byte) Record {
+	return Record{Kind: KindReceipt, Time: t, Session: session, Commitment: commitment, Body: raw}
+}
+
+// Refusal is the body of a KindMessageRefused record: the counterparty
+// (or, with the code "superseded", this node itself) refused the move or
+// action named. Encoding: a CBOR map {1: messageId, 2: code, 3: reason
+// (omitted when empty)}. A refused action is named "action:" and the hex
+// of the first 16 bytes of the SHA-256 of its encoding.
+type Refusal struct {
+	MessageID string `cbor:"1,keyasint"`
+	Code      string `cbor:"2,keyasint"`
+	Reason    string `cbor:"3,keyasint,omitempty"`
+}
+
+// EncodeRefusal returns the body of a KindMessageRefused record.
+func EncodeRefusal(r Refusal) []byte { return encodeRecord(r) }
+
+// DecodeRefusal reads the body of a KindMessageRefused record: it must
+// name a message and a code.
+func DecodeRefusal(b []byte) (Refusal, error) {
+	var r Refusal
+	if err := decodeRecord("refusal", b, &r); err != nil {
+		return Refusal{}, err
+	}
+	if r.MessageID == "" || r.Code == "" {
+		return Refusal{}, fmt.Errorf("%w: refusal without message id or code", protocol.ErrMalformed)
+	}
+	return r, nil
+}
+
+// RefusalRecord is a KindMessageRefused record.
+func RefusalRecord(t time.Time, session, commitment string, r Refusal) Record {
+	return Record{Kind: KindMessageRefused, Time: t, Session: session, Commitment: commitment, Body: EncodeRefusal(r)}
+}
+
+// Reconciled is the body of a KindReconciled record: exactly one of
+// Adopted (the message id whose refusal is void) and Ended (why the
+// session ended). Encoding: a CBOR map {1: adopted} or {2: ended}.
+type Reconciled struct {
+	Adopted string `cbor:"1,keyasint,omitempty"`
+	Ended   string `cbor:"2,keyasint,omitempty"`
+}
+
+// EncodeReconciled returns the body of a KindReconciled record.
+func EncodeReconciled(r Reconciled) []byte { return encodeRecord(r) }
+
+// DecodeReconciled reads the body of a KindReconciled record.
+func DecodeReconciled(b []byte) (Reconciled, error) {
+	var r Reconciled
+	if err := decodeRecord("reconciliation", b, &r); err != nil {
+		return Reconciled{}, err
+	}
+	if (r.Adopted == "") == (r.Ended == "") {
+		return Reconciled{}, fmt.Errorf("%w: a reconciliation adopts a move or ends the session, one of the two", protocol.ErrMalformed)
+	}
+	return r, nil
+}
+
+// ReconciledRecord is a KindReconciled record of a session.
+func ReconciledRecord(t time.Time, session string, r Reconciled) Record {
+	return Record{Kind: KindReconciled, Time: t, Session: session, Body: EncodeReconciled(r)}
+}
+
+// CommitmentUpdate is the body of a KindCommitmentUpdate record: the
+// state a commitment moved to and, when a signed action caused it, the
+// action's canonical encoding (protocol.EncodeAction). With no action the
+// node moved it on its own: to ACTIVE once both receipts were held, or to
+// EXPIRED at the record's time. Encoding: a CBOR map {1: state, 2: action
+// (omitted when none)}.
+type CommitmentUpdate struct {
+	State  protocol.CommitmentState `cbor:"1,keyasint"`
+	Action []byte                   `cbor:"2,keyasint,omitempty"`
+}
+
+// EncodeCommitmentUpdate returns the body of a KindCommitmentUpdate
+// record.
+func EncodeCommitmentUpdate(u CommitmentUpdate) []byte { return encodeRecord(u) }
+
+// DecodeCommitmentUpdate reads the body of a KindCommitmentUpdate record:
+// a known state, and an action if any that is not empty. It does not
+// decode or verify the action (VerifyProtocolBody does).
+func DecodeCommitmentUpdate(b []byte) (CommitmentUpdate, error) {
+	var u CommitmentUpdate
+	if err := decodeRecord("commitment update", b, &u); err != nil {
+		return CommitmentUpdate{}, err
+	}
+	switch u.State {
+	case protocol.CommitmentPending, protocol.CommitmentActive, protocol.CommitmentFulfillmentClaimed,
+		protocol.CommitmentFulfilled, protocol.CommitmentDisputed, protocol.CommitmentResolved,
+		protocol.CommitmentBreached, protocol.CommitmentExpired, protocol.CommitmentCancelled:
+	default:
+		return CommitmentUpdate{}, fmt.Errorf("%w: commitment update to state %q", protocol.ErrMalformed, u.State)
+	}
+	if u.Action != nil && len(u.Action) == 0 {
+		return CommitmentUpdate{}, fmt.Errorf("%w: commitment update with an empty action", protocol.ErrMalformed)
+	}
+	return u, nil
+}
+
+// CommitmentUpdateRecord is a KindCommitmentUpdate record of a commitment.
+func CommitmentUpdateRecord(t time.Time, session, commitment string, u CommitmentUpdate) Record {
+	return Record{Kind: KindCommitmentUpdate, Time: t, Session: session, Commitment: commitment, Body: EncodeCommitmentUpdate(u)}
+}
+
+// verifyCommitmentUpdate is VerifyProtocolBody for KindCommitmentUpdate:
+// the entry names a commitment, and the action it carries, if any,
+// verifies (every signature, the actor among the signers) and acts on
+// that commitment. Only the agent can sign its action: an operator cannot
+// invent a claim or a confirmation, nor move one to another commitment.
+func verifyCommitmentUpdate(e Entry) error {
+	u, err := DecodeCommitmentUpdate(e.Body)
+	if err != nil {
+		return err
+	}
+	if e.Commitment == "" {
+		return fmt.Errorf("%w: commitment update names no commitment", protocol.ErrMalformed)
+	}
+	if u.Action == nil {
+		return nil
+	}
+	a, err := protocol.DecodeAction(u.Action)
+	if err != nil {
+		return err
+	}
+	if err := a.Verify(); err != nil {
+		return fmt.Errorf("action: %w", err)
+	}
+	if a.CommitmentID != e.Commitment {
+		return fmt.Errorf("%w: entry names commitment %q, its action %q", protocol.ErrWrongCommitment, e.Commitment, a.CommitmentID)
+	}
+	return nil
+}
+
+// verifyReconciled is VerifyProtocolBody for KindReconciled: well formed,
+// and naming the session it reconciled.
+func verifyReconciled(e Entry) error {
+	if _, err := DecodeReconciled(e.Body); err != nil {
+		return err
+	}
+	if e.Session == "" {
+		return fmt.Errorf("%w: reconciliation names no session", protocol.ErrMalformed)
+	}
+	return nil
+}
