@@ -1,0 +1,68 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/aspnode/asp/ledger"
+	"github.com/aspnode/asp/node/api"
+)
+
+// verifiedKinds checks every entry of n's ledger with
+// ledger.VerifyProtocolBody, as an auditor of its bundle would, and counts
+// the entries of each kind. The same entry with a trailing byte on a
+// refusal's or reconciliation's body must be refused.
+func verifiedKinds(t *testing.T, n *Node) map[ledger.Kind]int {
+	t.Helper()
+	ents, err := n.led.Entries(0, n.led.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[ledger.Kind]int{}
+	for _, e := range ents {
+		if err := ledger.VerifyProtocolBody(e); err != nil {
+			t.Fatalf("%s entry %d (%s): %v", n.peerID, e.Index, e.Kind, err)
+		}
+		kinds[e.Kind]++
+		if e.Kind == ledger.KindMessageRefused || e.Kind == ledger.KindReconciled {
+			e.Body = append(e.Body[:len(e.Body):len(e.Body)], 0)
+			if err := ledger.VerifyProtocolBody(e); err == nil {
+				t.Fatalf("%s entry %d (%s) with a byte appended verifies", n.peerID, e.Index, e.Kind)
+			}
+		}
+	}
+	return kinds
+}
+
+// The refusals and reconciliations a node records pass the offline
+// verifier: a session ended on the vendor's side (kind 33) and the buyer's
+// move the vendor then refused (kind 32).
+func TestRefusalAndReconciliationRecordsVerify(t *testing.T) {
+	p := newPair(t)
+	ctx := context.Background()
+	s, err := p.buyerNode.OpenSession(ctx, p.buyer, api.OpenSessionRequest{To: p.vendor})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.buyerNode.SendMessage(ctx, p.buyer, s.SessionID, api.SendMessageRequest{Performative: "PROPOSE", Terms: terms("2.40")}); err != nil {
+		t.Fatal(err)
+	}
+	vs := p.vendorNode.getSession(s.SessionID)
+	if err := vs.acquire(ctx, false, false); err != nil {
+		t.Fatal(err)
+	}
+	p.vendorNode.endLocked(ctx, vs, "the transcripts diverged", false)
+	vs.release()
+	_, err = p.buyerNode.SendMessage(ctx, p.buyer, s.SessionID, api.SendMessageRequest{Performative: "CLOSE", Body: []byte(`{"reason":"done"}`)})
+	var rr *RemoteRefusal
+	if !errors.As(err, &rr) {
+		t.Fatalf("CLOSE in a session the vendor ended: %v, want a refusal", err)
+	}
+	if k := verifiedKinds(t, p.vendorNode); k[ledger.KindReconciled] == 0 {
+		t.Fatalf("vendor ledger holds no reconciliation: %v", k)
+	}
+	if k := verifiedKinds(t, p.buyerNode); k[ledger.KindMessageRefused] == 0 {
+		t.Fatalf("buyer ledger holds no refusal: %v", k)
+	}
+}
