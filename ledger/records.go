@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/aspnode/asp/protocol"
@@ -243,4 +244,55 @@ func verifyReconciled(e Entry) error {
 		return fmt.Errorf("%w: reconciliation names no session", protocol.ErrMalformed)
 	}
 	return nil
+}
+
+// CommitmentRefs is the one check on the node's records that spans
+// entries, so VerifyProtocolBody (one entry at a time) cannot make it:
+// every commitment update names a commitment the same log records
+// (KindCommitment). Recovery ignores an update of a commitment it never
+// saw formed; an auditor refuses it, since an operator could invent one
+// to make a commitment look fulfilled or disputed. Add every entry (safe
+// for concurrent use, in any order, as VerifyOptions.VerifyEntry is
+// called), then Check.
+type CommitmentRefs struct {
+	mu      sync.Mutex
+	formed  map[string]bool
+	updates map[string]uint64 // commitment id -> lowest index of an update naming it
+}
+
+// Add notes what e records or names.
+func (r *CommitmentRefs) Add(e Entry) {
+	if e.Kind != KindCommitment && e.Kind != KindCommitmentUpdate {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.formed == nil {
+		r.formed, r.updates = map[string]bool{}, map[string]uint64{}
+	}
+	if e.Kind == KindCommitment {
+		r.formed[e.Commitment] = true
+		return
+	}
+	if i, ok := r.updates[e.Commitment]; !ok || e.Index < i {
+		r.updates[e.Commitment] = e.Index
+	}
+}
+
+// Check returns a *VerifyError naming the first commitment update (by
+// index) whose commitment the entries added do not record, or nil.
+func (r *CommitmentRefs) Check() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var bad *VerifyError
+	for id, i := range r.updates {
+		if !r.formed[id] && (bad == nil || i < bad.Index) {
+			bad = &VerifyError{What: "entry", Index: i,
+				Reason: fmt.Sprintf("commitment update of %q, a commitment the log does not record", id)}
+		}
+	}
+	if bad == nil {
+		return nil
+	}
+	return bad
 }

@@ -246,3 +246,40 @@ func FuzzRecordDecoders(f *testing.F) {
 		}
 	})
 }
+
+// A commitment update naming a commitment the log never recorded passes
+// VerifyProtocolBody (it looks at one entry) but not CommitmentRefs, which
+// names it after the whole bundle is read.
+func TestCommitmentRefsRefusesInventedCommitment(t *testing.T) {
+	recs, claimAt := recordsLedger(t)
+	verify := func(rs []Record) error {
+		l := openTest(t, vfs.NewMem(), "db")
+		defer l.Close()
+		if _, err := l.Append(context.Background(), rs...); err != nil {
+			t.Fatal(err)
+		}
+		var refs CommitmentRefs
+		opts := VerifyOptions{VerifyEntry: func(e Entry) error {
+			if err := VerifyProtocolBody(e); err != nil {
+				return err
+			}
+			refs.Add(e)
+			return nil
+		}}
+		if _, err := VerifyBundleReader(bytes.NewReader(bundleBytes(t, l, BundleExtras{})), opts); err != nil {
+			return err
+		}
+		return refs.Check()
+	}
+	if err := verify(recs); err != nil {
+		t.Fatalf("honest bundle: %v", err)
+	}
+	forged := append([]Record(nil), recs...)
+	// The ACTIVE update (no action) moved to a commitment never formed.
+	forged[claimAt-1].Commitment = "c-invented"
+	err := verify(forged)
+	var ve *VerifyError
+	if !errors.As(err, &ve) || ve.What != "entry" || ve.Index != uint64(claimAt-1) {
+		t.Fatalf("invented commitment: %v", err)
+	}
+}

@@ -152,6 +152,10 @@ func verifyHome(ctx context.Context, home string) (VerifyResult, error) {
 		}
 		from = ents[len(ents)-1].Index + 1
 	}
+	var ve *ledger.VerifyError
+	if err := v.refs.Check(); errors.As(err, &ve) {
+		return res, &ledger.CorruptionError{What: "entry", Index: ve.Index, Reason: ve.Reason}
+	}
 	res.Signed, res.Kinds = v.signed, v.kinds
 	return res, nil
 }
@@ -166,6 +170,9 @@ func verifyBundle(path, org string) (VerifyResult, error) {
 	if err != nil {
 		return res, err
 	}
+	if err := v.refs.Check(); err != nil {
+		return res, err
+	}
 	res.Org, res.Origin, res.Size, res.Root = rep.Org, rep.Origin, rep.Size, hex.EncodeToString(rep.Root[:])
 	res.Checkpoints, res.Signed, res.Kinds = rep.Checkpoints, v.signed, v.kinds
 	return res, nil
@@ -175,7 +182,8 @@ func verifyBundle(path, org string) (VerifyResult, error) {
 // ledger.VerifyProtocolBody: every recorded protocol message, commitment and
 // receipt must decode and its signatures verify, so that a changed term is
 // caught even if a forger recomputed every hash and re-signed every
-// checkpoint.
+// checkpoint. refs, checked once every entry is verified, holds every
+// commitment update to a commitment the log records.
 //
 // verify is safe for concurrent use: ledger.VerifyBundle calls it from
 // several goroutines at once.
@@ -183,6 +191,7 @@ type entryVerifier struct {
 	mu     sync.Mutex
 	signed int // entries whose signatures were checked
 	kinds  map[string]uint64
+	refs   ledger.CommitmentRefs
 }
 
 func newEntryVerifier() *entryVerifier { return &entryVerifier{kinds: map[string]uint64{}} }
@@ -197,6 +206,7 @@ func (v *entryVerifier) verify(e ledger.Entry) error {
 	if err != nil {
 		return err
 	}
+	v.refs.Add(e)
 	switch e.Kind {
 	case ledger.KindMessageSent, ledger.KindMessageReceived, ledger.KindCommitment, ledger.KindReceipt:
 		v.signed++
