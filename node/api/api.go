@@ -318,6 +318,10 @@ type ErrorDetail struct {
 	Code string `json:"code"`
 	// Message says what went wrong, for people.
 	Message string `json:"message"`
+	// Retryable says the same request may succeed later unchanged (the
+	// code's retryable flag in protocol's code table: timeout, busy,
+	// unavailable, capacity_unavailable).
+	Retryable bool `json:"retryable,omitempty"`
 }
 
 // coder is an error carrying its own ASP error code (checked before
@@ -364,20 +368,23 @@ func statusForCode(code string) int {
 	switch code {
 	case CodeBadRequest, CodeInvalidSignature:
 		return http.StatusBadRequest
-	case CodeUnauthorized, CodeInsufficientTrustScore, CodePolicyViolation:
+	case CodeUnauthorized, CodeInsufficientTrustScore, CodePolicyViolation, protocol.CodeBudgetExceeded:
 		return http.StatusForbidden
 	case CodeNotFound:
 		return http.StatusNotFound
 	case CodeInvalidTransition, CodeDuplicate, CodeEscalationRequired,
-		protocol.CodeReplay, protocol.CodeConflict, protocol.CodeStaleOffer:
+		protocol.CodeReplay, protocol.CodeConflict, protocol.CodeStaleOffer, protocol.CodeBusy,
+		protocol.CodeUnspecified:
 		return http.StatusConflict
+	case protocol.CodeSchemaUnsupported:
+		return http.StatusUnprocessableEntity
 	case CodeTimeout:
 		return http.StatusGatewayTimeout
 	case CodeMethodNotAllowed:
 		return http.StatusMethodNotAllowed
 	case CodeUnsupported:
 		return http.StatusNotImplemented
-	case CodeUnavailable:
+	case CodeUnavailable, protocol.CodeCapacityUnavailable:
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
@@ -392,7 +399,7 @@ func (h *handler) writeError(w http.ResponseWriter, err error) {
 	if e.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="asp"`)
 	}
-	writeJSON(w, e.Status, ErrorResponse{Error: ErrorDetail{Code: e.Code, Message: e.Message}})
+	writeJSON(w, e.Status, ErrorResponse{Error: ErrorDetail{Code: e.Code, Message: e.Message, Retryable: protocol.Retryable(e.Code)}})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -48,17 +48,19 @@ type resp struct {
 // contract's shape.
 func (r resp) errCode(t *testing.T) string {
 	t.Helper()
-	var e map[string]map[string]string
+	var e map[string]map[string]any // strings, and "retryable": true where it applies
 	if err := json.Unmarshal(r.body, &e); err != nil {
 		t.Fatalf("error body %q: %v", r.body, err)
 	}
-	if len(e) != 1 || e["error"] == nil || e["error"]["code"] == "" || e["error"]["message"] == "" {
+	code, _ := e["error"]["code"].(string)
+	msg, _ := e["error"]["message"].(string)
+	if len(e) != 1 || code == "" || msg == "" {
 		t.Fatalf("error body %q lacks {error:{code,message}}", r.body)
 	}
 	if ct := r.header.Get("Content-Type"); ct != "application/json" {
 		t.Fatalf("error content type %q", ct)
 	}
-	return e["error"]["code"]
+	return code
 }
 
 func (h *harness) do(method, path, token, body string) resp {
@@ -313,11 +315,39 @@ func TestToError(t *testing.T) {
 		{fmt.Errorf("step: %w", protocol.ErrStaleOffer), 409, protocol.CodeStaleOffer},
 		{fmt.Errorf("step: %w", protocol.ErrTimeout), 504, CodeTimeout},
 		{fmt.Errorf("step: %w", protocol.ErrPolicyViolation), 403, CodePolicyViolation},
+		{fmt.Errorf("mandate: %w", protocol.ErrBudgetExceeded), 403, protocol.CodeBudgetExceeded},
+		{fmt.Errorf("offer: %w", protocol.ErrCapacityUnavailable), 503, protocol.CodeCapacityUnavailable},
+		{fmt.Errorf("body: %w", protocol.ErrSchemaUnsupported), 422, protocol.CodeSchemaUnsupported},
+		{codedErr{protocol.CodeBusy, "peer moving"}, 409, protocol.CodeBusy},
+		{codedErr{protocol.CodeUnspecified, "no reason"}, 409, protocol.CodeUnspecified},
 		{io.EOF, 500, CodeInternal},
 	} {
 		e := toError(tc.err)
 		if e.Status != tc.status || e.Code != tc.code {
 			t.Errorf("%v: got %d %s, want %d %s", tc.err, e.Status, e.Code, tc.status, tc.code)
+		}
+	}
+}
+
+// Every error answer says whether the same request may succeed later, as
+// protocol's code table does.
+func TestErrorRetryable(t *testing.T) {
+	h := newHarness(t)
+	sid := h.openSession()
+	for _, tc := range []struct {
+		perf      string
+		retryable bool
+	}{{"SLOW", true}, {"BAD", false}} {
+		r := h.do("POST", "/v1/sessions/"+sid+"/messages", buyerToken, `{"performative":"`+tc.perf+`"}`)
+		var er ErrorResponse
+		if err := json.Unmarshal(r.body, &er); err != nil {
+			t.Fatal(err)
+		}
+		if er.Error.Retryable != tc.retryable || er.Error.Retryable != protocol.Retryable(er.Error.Code) {
+			t.Errorf("%s: %s retryable=%v, want %v", tc.perf, er.Error.Code, er.Error.Retryable, tc.retryable)
+		}
+		if tc.retryable != strings.Contains(string(r.body), `"retryable":true`) {
+			t.Errorf("%s: body %s", tc.perf, r.body)
 		}
 	}
 }
