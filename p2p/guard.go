@@ -81,7 +81,8 @@ func budgetFor(l rcmgr.Limiter, proto protocol.ID) streamBudget {
 }
 
 // admission counts the streams one protocol's handler serves for peers
-// without live business.
+// without live business, and picks which of them gives way when the shared
+// budget is full (see evict).
 type admission struct {
 	budget    streamBudget
 	protected func(peer.ID) bool // nil: nobody is
@@ -89,48 +90,83 @@ type admission struct {
 	mu     sync.Mutex
 	shared int
 	peers  map[peer.ID]int
+	places map[*place]struct{}
 }
 
 func newAdmission(b streamBudget, protected func(peer.ID) bool) *admission {
-	return &admission{budget: b, protected: protected, peers: make(map[peer.ID]int)}
+	return &admission{budget: b, protected: protected, peers: make(map[peer.ID]int), places: make(map[*place]struct{})}
 }
 
-// admit decides whether a new stream from p is served. A stream within the
-// unprotected budget is counted against it (counted true; the caller calls
-// done when the stream ends). Beyond it, a protected peer is admitted
-// uncounted; anyone else is refused, with the reason.
-func (a *admission) admit(p peer.ID) (counted bool, refused string) {
+// admit decides whether a new stream from p is served; reset resets it. A
+// stream within the unprotected budget is counted against it and gets a
+// place (the caller reports its state on it and calls done when the stream
+// ends). Beyond it, a protected peer is admitted uncounted (nil place); a
+// peer within its own share takes the place of another peer's stream that
+// is not being served, evicting it (ev says which); anyone else is
+// refused, with the reason.
+func (a *admission) admit(p peer.ID, reset func()) (pl *place, ev *eviction, refused string) {
 	a.mu.Lock()
-	n := a.peers[p]
-	switch {
-	case n >= a.budget.perPeer:
-		refused = RefusedPeerBudget
-	case a.shared >= a.budget.shared:
-		refused = RefusedSharedBudget
-	default:
-		a.peers[p] = n + 1
-		a.shared++
+	refused = a.check(p)
+	if refused == "" {
+		pl = a.take(p, reset)
 	}
 	a.mu.Unlock()
 	if refused == "" {
-		return true, ""
+		return pl, nil, ""
 	}
 	// Asked only beyond the budget, so the hot path never calls out.
 	if a.protected != nil && a.protected(p) {
-		return false, ""
+		return nil, nil, ""
 	}
-	return false, refused
+	if refused == RefusedSharedBudget {
+		if pl, ev = a.evict(p, reset); pl != nil {
+			return pl, ev, ""
+		}
+	}
+	return nil, nil, refused
 }
 
-// done uncounts a stream admitted with counted true.
-func (a *admission) done(p peer.ID) {
+// check reports why a new stream from p does not fit the budget, or "".
+func (a *admission) check(p peer.ID) string {
+	switch {
+	case a.peers[p] >= a.budget.perPeer:
+		return RefusedPeerBudget
+	case a.shared >= a.budget.shared:
+		return RefusedSharedBudget
+	}
+	return ""
+}
+
+// take counts a new stream from p and returns its place.
+func (a *admission) take(p peer.ID, reset func()) *place {
+	pl := &place{peer: p, reset: reset, since: time.Now()}
+	a.places[pl] = struct{}{}
+	a.peers[p]++
+	a.shared++
+	return pl
+}
+
+// release uncounts pl.
+func (a *admission) release(pl *place) {
+	delete(a.places, pl)
+	a.shared--
+	if n := a.peers[pl.peer] - 1; n > 0 {
+		a.peers[pl.peer] = n
+	} else {
+		delete(a.peers, pl.peer)
+	}
+}
+
+// done uncounts a stream admitted with a place, unless it was evicted (and
+// uncounted then). A nil place is ignored.
+func (a *admission) done(pl *place) {
+	if pl == nil {
+		return
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.shared--
-	if n := a.peers[p] - 1; n > 0 {
-		a.peers[p] = n
-	} else {
-		delete(a.peers, p)
+	if !pl.evicted {
+		a.release(pl)
 	}
 }
 
@@ -212,11 +248,15 @@ var errStalled = errors.New("p2p: frame stalled")
 // the time to its first byte; from there the frame must arrive within
 // FrameStallFloor plus one second per MinFrameRate bytes received. A
 // timeout before the first byte is returned as the stream's timeout error;
-// one after it as errStalled.
-func readRequest(s network.Stream, br *bufio.Reader, wait time.Duration) ([]byte, error) {
+// one after it as errStalled. began, if not nil, is called at the first
+// byte.
+func readRequest(s network.Stream, br *bufio.Reader, wait time.Duration, began func()) ([]byte, error) {
 	_ = s.SetReadDeadline(time.Now().Add(wait))
 	if _, err := br.Peek(1); err != nil {
 		return nil, err
+	}
+	if began != nil {
+		began()
 	}
 	start := time.Now()
 	// The deadline moves only when a read would wait: a frame already

@@ -85,8 +85,9 @@ func heapInuse() uint64 {
 // TestSilentStreamsDoNotLockOut: hostile peers hold as many silent session
 // streams as they can (a header announcing 1 MiB, then nothing, reopened
 // when reset). A peer with live business is served throughout; a fresh
-// honest peer is served once the hostile peers are cooled off; the victim's
-// heap does not grow by the frames announced; the metrics show it all.
+// honest peer is served, hostile streams giving way to it; every hostile
+// peer is cooled off; the victim's heap does not grow by the frames
+// announced; the metrics show it all.
 func TestSilentStreamsDoNotLockOut(t *testing.T) {
 	const (
 		budget     = 128 // the session protocol's inbound streams, all peers
@@ -154,8 +155,8 @@ func TestSilentStreamsDoNotLockOut(t *testing.T) {
 		}
 	}
 
-	// A fresh peer gets through once the hostile peers are cooled off,
-	// within a generous bound, the attack going on.
+	// A fresh peer gets through (hostile streams give way to it, or their
+	// peers are cooled off) within a generous bound, the attack going on.
 	for i := 0; i < 10; {
 		rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
 		_, err := fresh.Request(rctx, victim.ID(), SessionProtocol, []byte{byte(i)})
@@ -170,13 +171,24 @@ func TestSilentStreamsDoNotLockOut(t *testing.T) {
 		pause(ctx, 50*time.Millisecond)
 	}
 
+	// Every hostile peer ends cooled off: its streams stalled, or were
+	// evicted in the middle of a frame.
+	for _, h := range bad {
+		for !victim.Gater().CoolingOff(h.ID()) {
+			if ctx.Err() != nil {
+				t.Fatalf("hostile peer %s never cooled off", h.ID())
+			}
+			pause(ctx, 10*time.Millisecond)
+		}
+	}
 	refused := counterValue(victim.metrics.streamRefused.WithLabelValues(SessionProtocol, RefusedPeerBudget)) +
 		counterValue(victim.metrics.streamRefused.WithLabelValues(SessionProtocol, RefusedSharedBudget))
 	stalled := counterValue(victim.metrics.stalled.WithLabelValues(SessionProtocol))
+	evicted := counterValue(victim.metrics.evicted.WithLabelValues(SessionProtocol))
 	cooled := counterValue(victim.metrics.cooledOff)
-	t.Logf("held %d streams; refused %v, stalled %v, cooled off %v", held, refused, stalled, cooled)
-	if refused == 0 || stalled == 0 || cooled == 0 {
-		t.Fatalf("metrics: refused %v, stalled %v, cooled off %v; want each > 0", refused, stalled, cooled)
+	t.Logf("held %d streams; refused %v, stalled %v, evicted %v, cooled off %v", held, refused, stalled, evicted, cooled)
+	if refused == 0 || stalled+evicted == 0 || cooled == 0 {
+		t.Fatalf("metrics: refused %v, stalled %v, evicted %v, cooled off %v; want refused, cooled off and stalled or evicted > 0", refused, stalled, evicted, cooled)
 	}
 	for _, name := range []string{"asp_p2p_streams_refused_total", "asp_p2p_frames_stalled_total", "asp_p2p_peers_cooled_off_total"} {
 		if n, err := seriesCount(reg, name); err != nil || n == 0 {
@@ -266,11 +278,16 @@ func TestAdmission(t *testing.T) {
 	if adm.budget != (streamBudget{shared: 8, perPeer: 4}) {
 		t.Fatalf("budget %+v, want shared 8, 4 per peer", adm.budget)
 	}
+	places := map[peer.ID][]*place{}
 	admit := func(p peer.ID, wantCounted bool, wantRefused string) {
 		t.Helper()
-		counted, refused := adm.admit(p)
-		if counted != wantCounted || refused != wantRefused {
-			t.Fatalf("%s: counted %v refused %q; want %v %q", p, counted, refused, wantCounted, wantRefused)
+		pl, ev, refused := adm.admit(p, func() { t.Fatalf("%s's new stream evicted a stream", p) })
+		if (pl != nil) != wantCounted || ev != nil || refused != wantRefused {
+			t.Fatalf("%s: counted %v evicted %v refused %q; want %v, none, %q", p, pl != nil, ev, refused, wantCounted, wantRefused)
+		}
+		if pl != nil {
+			places[p] = append(places[p], pl)
+			adm.serving(pl) // being served: never evicted
 		}
 	}
 	for range 4 {
@@ -288,13 +305,84 @@ func TestAdmission(t *testing.T) {
 	for range 10 {
 		admit(partner, false, "") // beyond the shared half: protected room
 	}
-	adm.done(a)
+	adm.done(places[a][0])
 	admit(c, true, "")
-	adm.done(c)
-	for range 3 {
-		adm.done(a)
+	adm.done(places[c][0])
+	for _, pl := range places[a][1:] {
+		adm.done(pl)
 	}
-	if adm.shared != 4 || len(adm.peers) != 2 {
-		t.Fatalf("after done: shared %d, peers %v", adm.shared, adm.peers)
+	if adm.shared != 4 || len(adm.peers) != 2 || len(adm.places) != 4 {
+		t.Fatalf("after done: shared %d, places %d, peers %v", adm.shared, len(adm.places), adm.peers)
+	}
+}
+
+// TestEviction: with the shared budget full, a new stream within its
+// peer's share takes the place of another peer's stream that is not being
+// served: idle between frames before in a frame, of the peer holding most
+// places, waiting longest. Streams being served, the newcomer's own and
+// protected peers' are never evicted.
+func TestEviction(t *testing.T) {
+	partner := peer.ID("partner")
+	adm := newAdmission(streamBudget{shared: 6, perPeer: 3}, func(p peer.ID) bool { return p == partner })
+	reset := map[*place]int{}
+	var order []string
+	open := func(p peer.ID, name string) *place {
+		t.Helper()
+		var pl *place
+		pl, _, refused := adm.admit(p, func() { order = append(order, name); reset[pl]++ })
+		if pl == nil || refused != "" {
+			t.Fatalf("%s refused: %q", name, refused)
+		}
+		return pl
+	}
+	// a: 3 places; b: 2; partner: 1 (counted: the budget had room).
+	a1, a2, a3 := open("a", "a1"), open("a", "a2"), open("a", "a3")
+	b1, b2 := open("b", "b1"), open("b", "b2")
+	p1 := open(partner, "p1")
+	// Answered at these times (set here: the clock may not tell calls
+	// apart).
+	t0 := time.Now()
+	idle := func(pl *place, at int) {
+		adm.idle(pl)
+		pl.since = t0.Add(time.Duration(at) * time.Second)
+	}
+	adm.serving(a1) // being served
+	idle(p1, 0)     // idle longest of all, but protected
+	idle(b1, 1)     // idle, but b holds fewer than a
+	idle(a2, 2)     // idle
+	idle(a3, 3)
+	adm.reading(a3) // a frame started: in a frame again
+	idle(b2, 4)
+
+	evicts := func(p peer.ID, want string, inFrame bool) {
+		t.Helper()
+		n := len(order)
+		pl, ev, refused := adm.admit(p, func() {})
+		if pl == nil || ev == nil || refused != "" || len(order) != n+1 || order[n] != want ||
+			ev.peer != peer.ID(want[:1]) || ev.inFrame != inFrame {
+			t.Fatalf("new stream of %s: evicted %+v refused %q, reset %v; want %s reset, in a frame %v", p, ev, refused, order[n:], want, inFrame)
+		}
+		adm.serving(pl)
+	}
+	evicts("c", "a2", false) // idle, of the peer holding most
+	evicts("c", "b1", false) // idle; a and b hold 2 each, the partner 1
+	evicts("c", "b2", false) // idle; b and the partner hold 1 each, p1 spared
+	evicts("d", "a3", true)  // in a frame: no idle stream is left but the partner's
+	// Left: a1 being served, p1 protected, c's three (c at its share), d's
+	// one being served: nothing gives way to d or e.
+	for _, p := range []peer.ID{"d", "e"} {
+		if pl, ev, refused := adm.admit(p, func() {}); pl != nil || ev != nil || refused != RefusedSharedBudget {
+			t.Fatalf("%s: place %v evicted %+v refused %q; want refused %q", p, pl != nil, ev, refused, RefusedSharedBudget)
+		}
+	}
+	// An evicted stream's end uncounts nothing; it is not served.
+	for pl, n := range reset {
+		if n != 1 || !pl.evicted || adm.serving(pl) {
+			t.Fatalf("evicted %s: reset %d times, served %v", pl.peer, n, !pl.evicted)
+		}
+		adm.done(pl)
+	}
+	if adm.shared != 6 || adm.peers["a"] != 1 || adm.peers["c"] != 3 || adm.peers["d"] != 1 || adm.peers[partner] != 1 {
+		t.Fatalf("after evictions: shared %d, peers %v", adm.shared, adm.peers)
 	}
 }

@@ -19,6 +19,7 @@ type metrics struct {
 	idleResets    *prometheus.CounterVec // protocol
 	stalled       *prometheus.CounterVec // protocol
 	streamRefused *prometheus.CounterVec // protocol, reason
+	evicted       *prometheus.CounterVec // protocol
 	cooledOff     prometheus.Counter
 }
 
@@ -44,6 +45,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "asp", Subsystem: "p2p", Name: "streams_refused_total",
 			Help: "Inbound streams reset unread because the peer (reason peer) or all peers without live business together (reason shared) held their share of the protocol's streams, by protocol and reason.",
 		}, []string{"protocol", "reason"}),
+		evicted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "asp", Subsystem: "p2p", Name: "streams_evicted_total",
+			Help: "Inbound streams of peers without live business reset, while not being served, to make room for another such peer's new stream when their shared budget was full, by protocol.",
+		}, []string{"protocol"}),
 	}
 	cooled := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "asp", Subsystem: "p2p", Name: "peers_cooled_off_total",
@@ -71,6 +76,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	m.streamRefused, err = register(reg, m.streamRefused)
+	if err != nil {
+		return nil, err
+	}
+	m.evicted, err = register(reg, m.evicted)
 	if err != nil {
 		return nil, err
 	}

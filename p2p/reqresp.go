@@ -83,23 +83,28 @@ func (h *Host) serve(s network.Stream, proto protocol.ID, fn Handler, adm *admis
 	defer h.handlers.Done()
 
 	from := s.Conn().RemotePeer()
-	counted, refused := adm.admit(from)
+	pl, ev, refused := adm.admit(from, func() { _ = s.Reset() })
 	if refused != "" {
 		h.metrics.streamRefused.WithLabelValues(string(proto), refused).Inc()
 		h.cfg.logger.Debug("stream refused, over budget", "protocol", proto, "peer", from, "reason", refused)
 		_ = s.Reset()
 		return
 	}
-	if counted {
-		defer adm.done(from)
+	if ev != nil {
+		h.metrics.evicted.WithLabelValues(string(proto)).Inc()
+		h.cfg.logger.Debug("stream evicted for a new one", "protocol", proto, "peer", ev.peer, "in_frame", ev.inFrame, "for", from)
+		if ev.inFrame {
+			h.strike(ev.peer)
+		}
 	}
+	defer adm.done(pl)
 	// A stream counted in the shared budget holds a place there while
 	// idle, so it may idle less.
 	idle := h.cfg.idleTimeout
-	if counted {
+	if pl != nil {
 		idle = min(idle, UnprotectedIdleTimeout)
 	}
-	if h.serveLoop(s, proto, fn, from, idle) {
+	if h.serveLoop(s, proto, fn, from, idle, adm, pl) {
 		_ = s.Close()
 	} else {
 		_ = s.Reset()
@@ -107,12 +112,17 @@ func (h *Host) serve(s network.Stream, proto protocol.ID, fn Handler, adm *admis
 }
 
 // serveLoop returns true when the stream ended in order (the peer closed its
-// side between frames), false when it must be reset.
-func (h *Host) serveLoop(s network.Stream, proto protocol.ID, fn Handler, from peer.ID, idle time.Duration) bool {
+// side between frames), false when it must be reset. It reports the
+// stream's state on its place pl (nil when uncounted).
+func (h *Host) serveLoop(s network.Stream, proto protocol.ID, fn Handler, from peer.ID, idle time.Duration, adm *admission, pl *place) bool {
 	br := bufio.NewReader(s)
 	wait := min(idle, FrameStartTimeout) // to the first frame
+	var began func()                     // at the first byte of each frame
+	if pl != nil {
+		began = func() { adm.reading(pl) }
+	}
 	for {
-		req, err := readRequest(s, br, wait)
+		req, err := readRequest(s, br, wait, began)
 		if err != nil {
 			switch {
 			case errors.Is(err, io.EOF):
@@ -136,6 +146,9 @@ func (h *Host) serveLoop(s network.Stream, proto protocol.ID, fn Handler, from p
 			}
 			return false
 		}
+		if !adm.serving(pl) {
+			return false // evicted as the request arrived; it is not served
+		}
 		wait = idle
 		resp, herr := h.call(fn, from, req)
 		var werr error
@@ -152,6 +165,7 @@ func (h *Host) serveLoop(s network.Stream, proto protocol.ID, fn Handler, from p
 		if werr != nil {
 			return false
 		}
+		adm.idle(pl)
 	}
 }
 
