@@ -39,7 +39,7 @@
 //
 // A served stream costs the node a goroutine, buffers and a place in the
 // resource manager's limits, and the peer that opened it decides how long
-// it lasts. Three rules keep a few peers from taking them all.
+// it lasts. Four rules keep a few peers from taking them all.
 //
 // Budgets. The resource manager bounds each protocol's inbound streams, all
 // peers together, and each peer's (DefaultLimits: for SessionProtocol, 2048
@@ -50,11 +50,12 @@
 // DefaultLimits on a machine of more than 8 GiB the 1024 per peer binds
 // first, and its refusals show only in libp2p's resource manager metrics);
 // a stream beyond that is reset unread and counted in
-// asp_p2p_streams_refused_total (reason "peer" or "shared"). The other half
-// is room kept for peers that WithProtected vouches for, the node's
-// counterparties: their streams beyond the shared half are served up to the
-// resource manager's own limits. The Protected function is asked only for
-// a stream that would otherwise be refused.
+// asp_p2p_streams_refused_total (reason "peer" or "shared"), unless another
+// stream gives way to it (see Evictions). The other half is room kept for
+// peers that WithProtected vouches for, the node's counterparties: their
+// streams beyond the shared half are served up to the resource manager's
+// own limits. The Protected function is asked only for a stream that would
+// otherwise be refused.
 //
 // Stalls. A new stream must start its first frame within FrameStartTimeout;
 // once a frame has started it must arrive within FrameStallFloor plus one
@@ -65,24 +66,49 @@
 // shared budget. The payload buffer grows as bytes arrive, so a header
 // announcing 1 MiB costs a few KiB until the bytes come.
 //
-// Scores. Each stalled, oversized or malformed frame, and each new stream
-// left silent, is a strike against its peer; at StrikeLimit strikes (each
-// forgotten StrikeWindow after the last) the peer's connections are closed
-// and the Gater refuses it for CoolOff (asp_p2p_peers_cooled_off_total). A
-// protected peer is never cooled off: its misbehaviour costs only its own
-// streams.
+// Evictions. A stream holds its place in the shared half only while it is
+// being served. When a new stream of a peer within its own share finds the
+// shared half full, another peer's stream that is not in its handler gives
+// way: reset, and counted in asp_p2p_streams_evicted_total. Preferred, in
+// order: a stream idle between frames (its last request answered, no byte
+// of the next) over one still in a frame or not yet started; a stream of
+// the peer holding the most places; the stream waiting longest since it was
+// opened or last answered. Streams of protected peers (asked of the
+// Protected function, a few peers per eviction at most) and streams whose
+// request is in the handler never give way, and a request whose stream was
+// evicted as it arrived is not served. A pooled stream of ours that a peer
+// evicted is replaced as one it closed idle is (see Request). An honest
+// peer's frames arrive whole, so only a peer sending frames slowly, or not
+// at all, has a stream evicted in the middle of a frame: that is a strike.
+//
+// Scores. Each stalled, oversized or malformed frame, each new stream left
+// silent, and each stream evicted in the middle of a frame is a strike
+// against its peer; at StrikeLimit strikes (each forgotten StrikeWindow
+// after the last) the peer's connections are closed and the Gater refuses
+// it for CoolOff (asp_p2p_peers_cooled_off_total). A protected peer is
+// never cooled off: its misbehaviour costs only its own streams.
 //
 // The adversary. A peer can open streams and hold them silent, start
 // frames and never finish them, or announce large frames: each such stream
-// lives seconds, costs kilobytes, and counts against that peer. Identities
-// are free, so many peers together can fill the shared half for as long as
-// they keep bringing new identities (each lasts until its strikes cool it
-// off); they never reach the protected half, so counterparties with live
-// business keep being served. What is left: a stream that has not yet
-// negotiated its protocol counts in the resource manager's transient scope
-// (bounded by libp2p's negotiation timeout, not by these rules), and
-// protocols other than those served by Handle (DHT, GossipSub) rely on
-// libp2p's own limits.
+// lives seconds, costs kilobytes, and counts against that peer. It can
+// also keep its streams busy without stalling (a valid request every few
+// seconds, or each frame sent just inside the stall deadline): such streams
+// give way to any newcomer, idle ones first, and one caught in a slow frame
+// is a strike. To hold the shared half against newcomers, peers must keep
+// a request in the handler on every stream they hold, and the node, not
+// they, decides how long that lasts. Identities are free, so peers together
+// can churn the shared half, each new stream evicting another peer's (an
+// honest newcomer's request, its peer holding few places, gives way last),
+// at the cost to the node of a stream opened and reset per eviction, as a
+// refusal cost before; they never reach the protected half, so
+// counterparties with live business keep being served. An honest peer
+// without business that holds many idle or slow streams gives way first:
+// its pooled streams are replaced, but a request whose new stream is
+// evicted in the middle of a large frame fails. What is left: a stream
+// that has not yet negotiated its protocol counts in the resource manager's
+// transient scope (bounded by libp2p's negotiation timeout, not by these
+// rules), and protocols other than those served by Handle (DHT, GossipSub)
+// rely on libp2p's own limits.
 //
 // # Lifetimes
 //

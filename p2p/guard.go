@@ -32,7 +32,7 @@ const (
 
 	// UnprotectedIdleTimeout caps the wait between frames on streams of
 	// peers without live business (see WithProtected); such a peer's idle
-	// streams hold places in the shared budget.
+	// streams hold places in the shared budget until a newcomer needs one.
 	UnprotectedIdleTimeout = 15 * time.Second
 )
 

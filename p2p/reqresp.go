@@ -61,8 +61,10 @@ const (
 // asp_p2p_frames_refused_total counts it), or a frame does not arrive at
 // MinFrameRate (reset, asp_p2p_frames_stalled_total). A stream beyond the
 // budget of peers without live business is reset unread
-// (asp_p2p_streams_refused_total); see the package documentation, "Stream
-// budgets and stalls". Handle replaces any handler already set for proto.
+// (asp_p2p_streams_refused_total), unless a stream not being served gives
+// way to it (asp_p2p_streams_evicted_total); see the package documentation,
+// "Stream budgets and stalls". Handle replaces any handler already set for
+// proto.
 func (h *Host) Handle(proto protocol.ID, fn Handler) {
 	adm := newAdmission(budgetFor(h.limiter, proto), h.cfg.protected)
 	h.basic.SetStreamHandler(proto, func(s network.Stream) { h.serve(s, proto, fn, adm) })
@@ -257,7 +259,8 @@ func decodeResponse(frame []byte) ([]byte, error) {
 // the request is bounded by the request timeout (WithRequestTimeout).
 //
 // A reused stream that turns out to have been closed by the peer (for
-// example by its idle timeout) before any response arrives is dropped and
+// example by its idle timeout, or evicted to make room for another peer's)
+// before any response arrives is dropped and
 // the request is sent again on another stream; in the rare case where the
 // peer had served it already, the handler sees the request twice, so
 // handlers should be idempotent (ASP messages are deduplicated by id). A
