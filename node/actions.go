@@ -66,6 +66,7 @@ func (n *Node) expireDue(ctx context.Context) {
 			} else {
 				c.expiredAt = now
 				c.state = protocol.CommitmentExpired
+				c.settled.Store(true)
 				c.updated = now
 				n.m.commitments.WithLabelValues(string(c.state)).Inc()
 				n.publishCommitment(c)
@@ -190,6 +191,7 @@ func (n *Node) deliverActionLocked(ctx context.Context, c *commitment, raw []byt
 func (n *Node) setStateLocked(c *commitment, raw []byte, to protocol.CommitmentState) {
 	c.actions = append(c.actions, raw)
 	c.state = to
+	c.settled.Store(settledState(to))
 	c.updated = n.now()
 	n.m.commitments.WithLabelValues(string(to)).Inc()
 	n.publishCommitment(c)

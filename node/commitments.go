@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aspnode/asp/ledger"
@@ -45,6 +46,8 @@ type commitment struct {
 	// acknowledged.
 	pendingAction []byte
 	expiredAt     time.Time
+	// settled mirrors settledState(state), readable without mu (hasBusiness).
+	settled atomic.Bool
 }
 
 func (n *Node) getCommitment(id string) *commitment {

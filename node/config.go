@@ -64,6 +64,16 @@ type Config struct {
 	// invitations are accepted; lower ones are declined with
 	// insufficient_trust_score. Default 0: everyone.
 	MinTrust float64 `yaml:"minTrust"`
+	// MaxInboundSessionsPerOrg bounds the open sessions (not CLOSED or
+	// FAILED) that one other organisation has opened with this node; an
+	// invitation beyond it is refused with capacity_unavailable. Default
+	// 1024.
+	MaxInboundSessionsPerOrg int `yaml:"maxInboundSessionsPerOrg"`
+	// MaxInboundSessions bounds the open sessions that other organisations
+	// have opened with this node, all together; beyond it only
+	// organisations with live business (hasBusiness) may open more.
+	// Default 16384.
+	MaxInboundSessions int `yaml:"maxInboundSessions"`
 	// MDNS turns on LAN discovery. Default off.
 	MDNS bool `yaml:"mdns"`
 	// LogLevel is debug, info (default), warn or error.
@@ -84,6 +94,9 @@ func DefaultConfig(org string) Config {
 		Consent:       ConsentAcceptAll,
 		InviteTimeout: 30 * time.Second,
 		LogLevel:      "info",
+
+		MaxInboundSessionsPerOrg: 1024,
+		MaxInboundSessions:       16384,
 	}
 }
 
@@ -112,6 +125,12 @@ func (c *Config) fillDefaults() {
 	}
 	if c.LogLevel == "" {
 		c.LogLevel = d.LogLevel
+	}
+	if c.MaxInboundSessionsPerOrg <= 0 {
+		c.MaxInboundSessionsPerOrg = d.MaxInboundSessionsPerOrg
+	}
+	if c.MaxInboundSessions <= 0 {
+		c.MaxInboundSessions = d.MaxInboundSessions
 	}
 }
 

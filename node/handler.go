@@ -84,7 +84,7 @@ func (n *Node) onEnvelope(ctx context.Context, from string, raw []byte) *wireRes
 			return &wireResp{Code: "not_found", Message: "no session " + env.SessionID}
 		}
 		now := n.now()
-		s = n.putSession(&session{
+		s, err = n.admitInbound(&session{
 			id:      env.SessionID,
 			lock:    make(chan struct{}, 1),
 			local:   la,
@@ -93,6 +93,9 @@ func (n *Node) onEnvelope(ctx context.Context, from string, raw []byte) *wireRes
 			created: now,
 			updated: now,
 		})
+		if err != nil {
+			return refuseErr(err)
+		}
 	}
 	if s.remote != sender || s.local != la {
 		return refuse(protocol.ErrNotParty, fmt.Errorf("%s is not a party to session %s", env.Sender, env.SessionID))

@@ -11,8 +11,9 @@ type metrics struct {
 	resends          prometheus.Counter
 	eventsDropped    prometheus.Counter
 	moveSeconds      prometheus.Histogram
-	reconciliations  prometheus.Counter // sessions whose transcripts were compared with the counterparty's
-	sessionsEnded    prometheus.Counter // sessions ended because the transcripts could not converge
+	reconciliations  prometheus.Counter     // sessions whose transcripts were compared with the counterparty's
+	sessionsEnded    prometheus.Counter     // sessions ended because the transcripts could not converge
+	sessionsRefused  *prometheus.CounterVec // invitations refused for a bound on open inbound sessions, by bound
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -38,8 +39,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "asp_session_reconciliations_total", Help: "Sessions whose transcript was compared with the counterparty's after a replay or conflict."}),
 		sessionsEnded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "asp_sessions_ended_diverged_total", Help: "Sessions ended FAILED because the two transcripts could not converge."}),
+		sessionsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "asp_sessions_refused_total", Help: "Invitations refused as capacity_unavailable because a bound on open inbound sessions was reached, by bound (org, node)."}, []string{"reason"}),
 	}
-	reg.MustRegister(m.messagesSent, m.messagesReceived, m.refusedIncoming, m.refusedOutgoing,
+	reg.MustRegister(m.sessionsRefused, m.messagesSent, m.messagesReceived, m.refusedIncoming, m.refusedOutgoing,
 		m.commitments, m.resends, m.eventsDropped, m.moveSeconds, m.reconciliations, m.sessionsEnded)
 	return m
 }

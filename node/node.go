@@ -110,6 +110,11 @@ type Node struct {
 	sessMu      sync.RWMutex
 	sessions    map[string]*session    // by session id
 	commitments map[string]*commitment // by commitment id
+	// inbound holds, by remote organisation, the sessions it opened with
+	// us that were open when last looked at; inboundN is their number
+	// (inbound.go).
+	inbound  map[string]map[*session]struct{}
+	inboundN int
 
 	ext extensions // registry, trust: optional parts wired in Start
 

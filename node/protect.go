@@ -3,6 +3,7 @@ package node
 import (
 	"sync/atomic"
 
+	"github.com/aspnode/asp/protocol"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -15,27 +16,45 @@ func (n *Node) protection() (protected func(peer.ID) bool, recovered func()) {
 }
 
 // hasBusiness reports whether the node has live business with the node p:
-// a session our agent opened with one of its agents, or a commitment
-// between our agents and its. The p2p layer serves such peers' streams
-// beyond the budget that all other peers share, and never cools them off
-// (p2p.WithProtected). A session the peer opened does not count: anyone
-// can open one, so it would let any identity buy protection.
+// a session our agent opened with one of its agents that has not ended, or
+// a commitment between our agents and its that is not settled
+// (settledState). The p2p layer serves such peers' streams beyond the
+// budget that all other peers share, and never cools them off
+// (p2p.WithProtected); the bound on open inbound sessions admits their
+// invitations beyond the node-wide bound (admitInbound). A session the peer
+// opened does not count: anyone can open one, so it would let any identity
+// buy protection. Business that is over does not count either: one deal
+// settled long ago must not protect a peer for good.
 //
-// It scans the sessions and commitments in memory, and is asked only for a
-// stream beyond the shared budget.
+// It scans the sessions and commitments in memory (O(sessions +
+// commitments) under the read lock, reading only atomics), and is asked
+// only for a stream beyond the shared budget, or an invitation beyond the
+// node-wide bound.
 func (n *Node) hasBusiness(p peer.ID) bool {
-	org := p.String()
 	n.sessMu.RLock()
 	defer n.sessMu.RUnlock()
+	return n.hasBusinessLocked(p.String())
+}
+
+// REQUIRES: n.sessMu (read or write).
+func (n *Node) hasBusinessLocked(org string) bool {
 	for _, c := range n.commitments {
-		if c.remote.Org == org {
+		if c.remote.Org == org && !c.settled.Load() {
 			return true
 		}
 	}
 	for _, s := range n.sessions {
-		if s.initiator && s.remote.Org == org {
+		if s.initiator && s.remote.Org == org && sessionOpen(s) {
 			return true
 		}
 	}
 	return false
+}
+
+// settledState reports whether a commitment in state st is settled for
+// protection: final, or EXPIRED. An EXPIRED commitment may still be
+// disputed or cancelled, but a peer whose deal lapsed is no longer served
+// ahead of others for it; a dispute makes it DISPUTED, live again.
+func settledState(st protocol.CommitmentState) bool {
+	return st.Final() || st == protocol.CommitmentExpired
 }

@@ -176,6 +176,7 @@ func (n *Node) recover(ctx context.Context) error {
 						c.updated = v.Updated
 					}
 				}
+				c.settled.Store(settledState(c.state))
 				n.commitments[c.id] = c
 			}
 		}
@@ -184,6 +185,7 @@ func (n *Node) recover(ctx context.Context) error {
 		}
 		s.publishView()
 		n.sessions[id] = s
+		n.trackInboundLocked(s)
 	}
 	n.log.Info("recovered", "entries", size, "sessions", len(n.sessions), "commitments", len(n.commitments))
 	return nil

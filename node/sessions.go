@@ -50,6 +50,7 @@ type sessionView struct {
 	tr    []*protocol.Envelope
 	cs    []*protocol.Commitment
 	ended string
+	state protocol.State
 }
 
 // snapshot returns the session's last published view.
@@ -69,7 +70,7 @@ func (s *session) setPS(ps *protocol.Session) {
 
 // REQUIRES: s.lock.
 func (s *session) publishView() {
-	s.view.Store(&sessionView{tr: s.ps.Transcript(), cs: s.ps.Commitments(), ended: s.ended})
+	s.view.Store(&sessionView{tr: s.ps.Transcript(), cs: s.ps.Commitments(), ended: s.ended, state: s.ps.State()})
 }
 
 // find returns the index of messageID in the view's transcript, or -1.
@@ -405,6 +406,7 @@ func (n *Node) tick() {
 		s.ps.Tick(now)
 		if after := s.ps.State(); after != before {
 			s.updated = now
+			s.publishView()
 			n.bus.publish(api.Event{Type: "session", Data: map[string]any{"sessionId": s.id, "state": after}}, s.local.id.String())
 		}
 		s.release()
