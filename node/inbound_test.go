@@ -135,3 +135,31 @@ func TestInboundSessionBounds(t *testing.T) {
 		t.Fatalf("invitation after a session ended: %d %s", code, body)
 	}
 }
+
+// TestInboundBoundAfterRestart: the sessions a peer opened are counted again
+// after a restart, and closed ones are not.
+func TestInboundBoundAfterRestart(t *testing.T) {
+	home := filepath.Join(t.TempDir(), "vendor-org")
+	bound := func(c *Config) { c.MaxInboundSessionsPerOrg = 2 }
+	vn := startNodeWith(t, home, bound)
+	ra, err := vn.CreateAgent(context.Background(), api.CreateAgentRequest{Name: "vendor", Capabilities: []string{"compute.gpu-hours"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	flood := newHostilePeer(t, "flood", vn)
+	held := flood.invite(t, vn, ra.AgentID)
+	flood.invite(t, vn, ra.AgentID)
+	cl := flood.move(t, held, protocol.Close, &protocol.CloseBody{Reason: "done"})
+	if resp := flood.request(t, vn, envReq(t, cl)); resp.Code != "" {
+		t.Fatalf("CLOSE: %s: %s", resp.Code, resp.Message)
+	}
+	if err := vn.Close(); err != nil {
+		t.Fatal(err)
+	}
+	flood.h.Close()
+	v2 := startNodeWith(t, home, bound)
+	t.Cleanup(func() { v2.Close() })
+	flood2 := newHostilePeer(t, "flood", v2)
+	flood2.invite(t, v2, ra.AgentID)
+	refusedForCapacity(t, flood2, v2, flood2.invitation(t, ra.AgentID), "org")
+}
