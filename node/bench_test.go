@@ -51,8 +51,20 @@ func report(b *testing.B, lat []time.Duration) {
 	b.ReportMetric(float64(percentile(lat, 0.99).Microseconds()), "p99-µs")
 }
 
+// benchPair is newPair with the bound on sessions the buyer may hold open at
+// the vendor lifted: a benchmark opens b.N sessions and leaves them open.
+func benchPair(b *testing.B) *pair {
+	dir := b.TempDir()
+	lift := func(c *Config) { c.MaxInboundSessionsPerOrg, c.MaxInboundSessions = 1<<30, 1<<30 }
+	a := startNodeWith(b, filepath.Join(dir, "buyer-org"), lift)
+	v := startNodeWith(b, filepath.Join(dir, "vendor-org"), lift)
+	b.Cleanup(func() { a.Close(); v.Close() })
+	connect(b, a, v)
+	return withAgents(b, a, v)
+}
+
 func BenchmarkSeedDeal(b *testing.B) {
-	p := newPair(b)
+	p := benchPair(b)
 	ctx := context.Background()
 	var lat []time.Duration
 	b.ResetTimer()
@@ -224,7 +236,7 @@ func BenchmarkPlainHTTP(b *testing.B) {
 // BenchmarkCommitments256 runs many sessions at once between two nodes and
 // reports commitments per second (each ACTIVE on both nodes).
 func BenchmarkCommitments256(b *testing.B) {
-	p := newPair(b)
+	p := benchPair(b)
 	ctx := context.Background()
 	const conc = 256
 	total := b.N
