@@ -64,15 +64,15 @@ type Config struct {
 	// invitations are accepted; lower ones are declined with
 	// insufficient_trust_score. Default 0: everyone.
 	MinTrust float64 `yaml:"minTrust"`
-	// MaxInboundSessionsPerOrg bounds the open sessions (not CLOSED or
-	// FAILED) that one other organisation has opened with this node; an
-	// invitation beyond it is refused with capacity_unavailable. Default
-	// 1024.
+	// MaxInboundSessionsPerOrg bounds the sessions that one other
+	// organisation has opened with this node and that are still open
+	// (not CLOSED or FAILED), hold no commitment and saw a move in the
+	// last hour; an invitation beyond it is refused with
+	// capacity_unavailable. Default 4096.
 	MaxInboundSessionsPerOrg int `yaml:"maxInboundSessionsPerOrg"`
-	// MaxInboundSessions bounds the open sessions that other organisations
-	// have opened with this node, all together; beyond it only
-	// organisations with live business (hasBusiness) may open more.
-	// Default 16384.
+	// MaxInboundSessions bounds the same sessions for all other
+	// organisations together; beyond it only organisations with live
+	// business (hasBusiness) may open more. Default 32768.
 	MaxInboundSessions int `yaml:"maxInboundSessions"`
 	// MDNS turns on LAN discovery. Default off.
 	MDNS bool `yaml:"mdns"`
@@ -95,8 +95,8 @@ func DefaultConfig(org string) Config {
 		InviteTimeout: 30 * time.Second,
 		LogLevel:      "info",
 
-		MaxInboundSessionsPerOrg: 1024,
-		MaxInboundSessions:       16384,
+		MaxInboundSessionsPerOrg: 4096,
+		MaxInboundSessions:       32768,
 	}
 }
 

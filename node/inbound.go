@@ -2,6 +2,7 @@ package node
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/aspnode/asp/protocol"
 )
@@ -22,16 +23,43 @@ import (
 // An invitation beyond a bound is refused on the wire with
 // capacity_unavailable before anything is recorded or kept; the inviting
 // node reports it to its agent as retryable. A session counts from its
-// invitation to its end: an unanswered invitation fails after the invite
-// timeout and an open offer lapses at its validUntil (tick), but a session
-// left INTRODUCED, CONVERSING or EXECUTING stays open, and counts, until a
-// party closes it.
+// invitation until it ends, a commitment is formed in it, or it has seen
+// no move for inboundIdle (an hour): an unanswered invitation fails after
+// the invite timeout and an open offer lapses at its validUntil (tick), but
+// a session left INTRODUCED or CONVERSING stays open until a party closes
+// it; it stops counting once idle, so that a partner's forgotten sessions
+// never lock it out. Memory for such sessions is then bounded by the rate
+// at which the bounds admit new ones.
 
 // sessionOpen reports whether s has not ended, from its published view: a
 // session not yet holding its invitation is open.
 func sessionOpen(s *session) bool {
 	v := s.view.Load()
 	return v == nil || (v.ended == "" && !v.state.Terminal())
+}
+
+// inboundIdle is how long a session without a deal may go without a move
+// before it stops counting toward the bounds on inbound sessions.
+const inboundIdle = time.Hour
+
+// inboundCounts reports whether s, a session the counterparty opened,
+// counts toward the bounds: it is open, no commitment was formed in it
+// (a deal made is business, whatever its number), and its last move is
+// less than inboundIdle old at now. A session idle longer, or with a
+// deal, stops counting for good: an honest partner's forgotten or
+// finished sessions never lock it out.
+func inboundCounts(s *session, now time.Time) bool {
+	v := s.view.Load()
+	if v == nil {
+		return true
+	}
+	if v.ended != "" || v.state.Terminal() || len(v.cs) > 0 {
+		return false
+	}
+	if k := len(v.tr); k > 0 && now.Sub(v.tr[k-1].Timestamp) > inboundIdle {
+		return false
+	}
+	return true
 }
 
 // admitInbound inserts s, a session the remote organisation opens with its
@@ -45,7 +73,8 @@ func (n *Node) admitInbound(s *session) (*session, error) {
 	if old := n.sessions[s.id]; old != nil {
 		return old, nil
 	}
-	if n.pruneInboundLocked(org) >= n.cfg.MaxInboundSessionsPerOrg {
+	now := n.now()
+	if n.pruneInboundLocked(org, now) >= n.cfg.MaxInboundSessionsPerOrg {
 		n.m.sessionsRefused.WithLabelValues("org").Inc()
 		return nil, fmt.Errorf("%w: %d sessions opened by %s are open here, the most this node keeps per organisation; close one or retry later",
 			protocol.ErrCapacityUnavailable, n.cfg.MaxInboundSessionsPerOrg, org)
@@ -54,7 +83,7 @@ func (n *Node) admitInbound(s *session) (*session, error) {
 		// Drop what has ended since it was counted, then look again. This
 		// scans every inbound session, but only at the bound.
 		for o := range n.inbound {
-			n.pruneInboundLocked(o)
+			n.pruneInboundLocked(o, now)
 		}
 		if n.inboundN >= n.cfg.MaxInboundSessions && !n.hasBusinessLocked(org) {
 			n.m.sessionsRefused.WithLabelValues("node").Inc()
@@ -63,14 +92,14 @@ func (n *Node) admitInbound(s *session) (*session, error) {
 		}
 	}
 	n.sessions[s.id] = s
-	n.trackInboundLocked(s)
+	n.trackInboundLocked(s, now)
 	return s, nil
 }
 
 // trackInboundLocked counts s if the counterparty opened it and it is open.
 // REQUIRES: n.sessMu held for writing.
-func (n *Node) trackInboundLocked(s *session) {
-	if s.initiator || !sessionOpen(s) {
+func (n *Node) trackInboundLocked(s *session, now time.Time) {
+	if s.initiator || !inboundCounts(s, now) {
 		return
 	}
 	if n.inbound == nil {
@@ -87,13 +116,14 @@ func (n *Node) trackInboundLocked(s *session) {
 	}
 }
 
-// pruneInboundLocked forgets org's sessions that have ended or were dropped
-// (an invitation refused), and returns how many remain open.
+// pruneInboundLocked forgets org's sessions that no longer count (ended,
+// a deal made, idle) or were dropped (an invitation refused), and returns
+// how many still count.
 // REQUIRES: n.sessMu held for writing.
-func (n *Node) pruneInboundLocked(org string) int {
+func (n *Node) pruneInboundLocked(org string, now time.Time) int {
 	set := n.inbound[org]
 	for s := range set {
-		if n.sessions[s.id] != s || !sessionOpen(s) {
+		if n.sessions[s.id] != s || !inboundCounts(s, now) {
 			delete(set, s)
 			n.inboundN--
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -58,7 +59,7 @@ func TestInboundSessionBounds(t *testing.T) {
 	bn := startNode(t, filepath.Join(dir, "buyer-org"))
 	vn := startNodeWith(t, filepath.Join(dir, "vendor-org"), func(c *Config) {
 		c.MaxInboundSessionsPerOrg = 3
-		c.MaxInboundSessions = 5
+		c.MaxInboundSessions = 4
 	})
 	t.Cleanup(func() { bn.Close(); vn.Close() })
 	connect(t, bn, vn)
@@ -80,16 +81,17 @@ func TestInboundSessionBounds(t *testing.T) {
 	// Resent, it is refused again: nothing of it was kept.
 	refusedForCapacity(t, flood, vn, inv, "org")
 
-	// A second identity fills the node-wide bound (1 + 3 + 1 = 5) and is
+	// A second identity fills the node-wide bound (3 + 1 = 4: the buyer's
+	// session holds a commitment, and a deal made no longer counts) and is
 	// refused beyond it.
 	other := newHostilePeer(t, "other", vn)
-	other.invite(t, vn, p.vendor)
+	otherHeld := other.invite(t, vn, p.vendor)
 	refusedForCapacity(t, other, vn, other.invitation(t, p.vendor), "node")
 
 	// The buyer, with a commitment in force, is admitted beyond the
 	// node-wide bound, up to its own per-organisation bound.
 	var opened []string
-	for range 2 {
+	for range 3 {
 		s, err := bn.OpenSession(ctx, p.buyer, api.OpenSessionRequest{To: p.vendor})
 		if err != nil || s.State != "INTRODUCED" {
 			t.Fatalf("a partner's invitation beyond the node-wide bound: %+v, %v", s, err)
@@ -116,9 +118,13 @@ func TestInboundSessionBounds(t *testing.T) {
 	}
 	assertUnchanged(t, "a partner's invitation beyond its bound", vn, before)
 
-	// Room comes back as sessions end. The flooding peer closes its
-	// sessions (open then: buyer 3, other 1) and may open one more, up to
-	// the node-wide bound.
+	// Room comes back as sessions end. The flooding peer and the other
+	// close their sessions (open then: buyer 3) and the flooding peer may
+	// open one more, up to the node-wide bound.
+	cl := other.move(t, otherHeld, protocol.Close, &protocol.CloseBody{Reason: "done"})
+	if resp := other.request(t, vn, envReq(t, cl)); resp.Code != "" {
+		t.Fatalf("CLOSE: %s: %s", resp.Code, resp.Message)
+	}
 	for _, s := range held {
 		cl := flood.move(t, s, protocol.Close, &protocol.CloseBody{Reason: "done"})
 		if resp := flood.request(t, vn, envReq(t, cl)); resp.Code != "" {
@@ -162,4 +168,56 @@ func TestInboundBoundAfterRestart(t *testing.T) {
 	flood2 := newHostilePeer(t, "flood", v2)
 	flood2.invite(t, v2, ra.AgentID)
 	refusedForCapacity(t, flood2, v2, flood2.invitation(t, ra.AgentID), "org")
+}
+
+// TestInboundIdleStopsCounting: a session the peer opened and left without
+// a move for longer than inboundIdle stops counting toward its bound, so
+// that forgotten sessions never lock a partner out for good.
+func TestInboundIdleStopsCounting(t *testing.T) {
+	var offset atomic.Int64
+	clock := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	home := filepath.Join(t.TempDir(), "vendor-org")
+	if _, err := Init(home, "vendor-org", "test"); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadConfig(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxInboundSessionsPerOrg = 1
+	v, err := New(cfg, WithClock(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := v.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.Close() })
+	ra, err := v.CreateAgent(ctx, api.CreateAgentRequest{Name: "vendor", Capabilities: []string{"compute.gpu-hours"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	flood := newHostilePeer(t, "flood", v)
+	flood.invite(t, v, ra.AgentID)
+	refusedForCapacity(t, flood, v, flood.invitation(t, ra.AgentID), "org")
+
+	// An hour and a minute later (by the node's clock) the first session
+	// has seen no move: a new invitation, timestamped by that clock, is
+	// admitted.
+	offset.Store(int64(inboundIdle + time.Minute))
+	toID, err := protocol.ParseAgentID(ra.AgentID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := clock()
+	sid, err := protocol.NewSessionID(now, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := protocol.NewSession(protocol.Config{}, sid, flood.agent(), toID, now)
+	inv := flood.moveAt(t, s, protocol.Propose, &protocol.ProposeBody{Type: protocol.InvitationType, Subject: "GPU capacity"}, now)
+	if resp := flood.request(t, v, envReq(t, inv)); resp.Code != "" {
+		t.Fatalf("invitation after the first session went idle: %s: %s", resp.Code, resp.Message)
+	}
 }

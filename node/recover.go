@@ -185,7 +185,7 @@ func (n *Node) recover(ctx context.Context) error {
 		}
 		s.publishView()
 		n.sessions[id] = s
-		n.trackInboundLocked(s)
+		n.trackInboundLocked(s, n.now())
 	}
 	n.log.Info("recovered", "entries", size, "sessions", len(n.sessions), "commitments", len(n.commitments))
 	return nil
