@@ -74,7 +74,13 @@ func (n *Node) admitInbound(s *session) (*session, error) {
 		return old, nil
 	}
 	now := n.now()
-	if n.pruneInboundLocked(org, now) >= n.cfg.MaxInboundSessionsPerOrg {
+	// Sessions that stopped counting are dropped from the count only when
+	// it reaches the bound: the common invitation costs no scan.
+	held := len(n.inbound[org])
+	if held >= n.cfg.MaxInboundSessionsPerOrg {
+		held = n.pruneInboundLocked(org, now)
+	}
+	if held >= n.cfg.MaxInboundSessionsPerOrg {
 		n.m.sessionsRefused.WithLabelValues("org").Inc()
 		return nil, fmt.Errorf("%w: %d sessions opened by %s are open here, the most this node keeps per organisation; close one or retry later",
 			protocol.ErrCapacityUnavailable, n.cfg.MaxInboundSessionsPerOrg, org)
