@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"path/filepath"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -174,39 +173,17 @@ func TestInboundBoundAfterRestart(t *testing.T) {
 // a move for longer than inboundIdle stops counting toward its bound, so
 // that forgotten sessions never lock a partner out for good.
 func TestInboundIdleStopsCounting(t *testing.T) {
-	var offset atomic.Int64
-	clock := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
-	home := filepath.Join(t.TempDir(), "vendor-org")
-	if _, err := Init(home, "vendor-org", "test"); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := LoadConfig(home)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.MaxInboundSessionsPerOrg = 1
-	v, err := New(cfg, WithClock(clock))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if err := v.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { v.Close() })
-	ra, err := v.CreateAgent(ctx, api.CreateAgentRequest{Name: "vendor", Capabilities: []string{"compute.gpu-hours"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cv := startClockedVendor(t, func(c *Config) { c.MaxInboundSessionsPerOrg = 1 })
+	v, vendor, offset, clock := cv.n, cv.vendor, cv.offset, cv.clock
 	flood := newHostilePeer(t, "flood", v)
-	flood.invite(t, v, ra.AgentID)
-	refusedForCapacity(t, flood, v, flood.invitation(t, ra.AgentID), "org")
+	flood.invite(t, v, vendor)
+	refusedForCapacity(t, flood, v, flood.invitation(t, vendor), "org")
 
 	// An hour and a minute later (by the node's clock) the first session
 	// has seen no move: a new invitation, timestamped by that clock, is
 	// admitted.
 	offset.Store(int64(inboundIdle + time.Minute))
-	toID, err := protocol.ParseAgentID(ra.AgentID)
+	toID, err := protocol.ParseAgentID(vendor)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,8 +3,6 @@ package node
 import (
 	"bytes"
 	"context"
-	"path/filepath"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -67,29 +65,9 @@ func TestBothReceiptsRecorded(t *testing.T) {
 // receipt, the one it sent, once the commitment has waited
 // receiptRecordDelay without activating.
 func TestOwnReceiptRecordedWithoutActivation(t *testing.T) {
-	var offset atomic.Int64
-	clock := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
-	home := filepath.Join(t.TempDir(), "vendor-org")
-	if _, err := Init(home, "vendor-org", "test"); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := LoadConfig(home)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := New(cfg, WithClock(clock))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := v.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { v.Close() })
+	cv := startClockedVendor(t, nil)
+	v, vendor, offset := cv.n, cv.vendor, cv.offset
 	ctx := context.Background()
-	ra, err := v.CreateAgent(ctx, api.CreateAgentRequest{Name: "vendor", Capabilities: []string{"compute.gpu-hours"}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	m := newHostilePeer(t, "silent-acceptor", v)
 	// m acknowledges everything and never sends a receipt of its own.
 	got := make(chan *protocol.Envelope, 8)
@@ -104,7 +82,7 @@ func TestOwnReceiptRecordedWithoutActivation(t *testing.T) {
 		}
 		return cbor.Marshal(&wireResp{})
 	})
-	s, _ := m.offerFrom(t, v, ra.AgentID, got)
+	s, _ := m.offerFrom(t, v, vendor, got)
 	resp := m.request(t, v, envReq(t, m.move(t, s, protocol.Accept, nil)))
 	if resp.Code != "" || len(resp.Receipt) == 0 {
 		t.Fatalf("ACCEPT: code %q (%s), receipt %d bytes", resp.Code, resp.Message, len(resp.Receipt))

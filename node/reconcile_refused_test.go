@@ -3,10 +3,8 @@ package node
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"runtime"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,37 +17,17 @@ import (
 // refused and then offered back in a tail an hour later forms no
 // commitment; the session ends instead.
 func TestRefusedMoveNotAdoptedLate(t *testing.T) {
-	var offset atomic.Int64
-	clock := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
-	home := filepath.Join(t.TempDir(), "vendor-org")
-	if _, err := Init(home, "vendor-org", "test"); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := LoadConfig(home)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := New(cfg, WithClock(clock))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cv := startClockedVendor(t, nil)
+	v, vendor, offset := cv.n, cv.vendor, cv.offset
 	ctx := context.Background()
-	if err := v.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { v.Close() })
-	ra, err := v.CreateAgent(ctx, api.CreateAgentRequest{Name: "vendor", Capabilities: []string{"compute.gpu-hours"}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	buyer := newScripted(t, "option-buyer", v)
-	sid, offer := invited(t, buyer, v, ra.AgentID)
+	sid, offer := invited(t, buyer, v, vendor)
 	// The buyer refuses the vendor's ACCEPT, but keeps it.
 	buyer.setAnswer(func(env *protocol.Envelope) (*wireResp, error) {
 		buyer.apply(t, env)
 		return &wireResp{Code: protocol.CodeStaleOffer, Message: "offer withdrawn"}, nil
 	})
-	_, err = v.SendMessage(ctx, ra.AgentID, sid, api.SendMessageRequest{Performative: "ACCEPT", ReferenceID: offer.MessageID})
+	_, err := v.SendMessage(ctx, vendor, sid, api.SendMessageRequest{Performative: "ACCEPT", ReferenceID: offer.MessageID})
 	var rr *RemoteRefusal
 	if !errors.As(err, &rr) {
 		t.Fatalf("ACCEPT: %v, want a refusal", err)
