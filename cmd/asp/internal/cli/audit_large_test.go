@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"crypto/ed25519"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,8 +11,6 @@ import (
 	"time"
 
 	"github.com/aspnode/asp/ledger"
-	"github.com/aspnode/asp/node"
-	"github.com/aspnode/asp/p2p"
 	"github.com/aspnode/asp/protocol"
 	"github.com/aspnode/asp/protocol/protocoltest"
 )
@@ -32,26 +29,7 @@ const largeBundleEntries = 20_480
 // entries and closed.
 func writeDeals(t testing.TB, home string, n int) {
 	t.Helper()
-	if _, err := node.Init(home, "acme", "test"); err != nil {
-		t.Fatal(err)
-	}
-	key, err := node.LoadIdentity(home)
-	if err != nil {
-		t.Fatal(err)
-	}
-	orgKey, err := p2p.Ed25519Key(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	origin := ledger.OriginFor(protocol.PeerIDFromPublicKey(orgKey.Public().(ed25519.PublicKey)))
-	signer, cert, err := ledger.NewCheckpointSigner(orgKey, origin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := ledger.Open(filepath.Join(home, node.LedgerDir), ledger.Options{Origin: origin, Signer: signer, KeyCertificate: cert})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := initHomeLedger(t, home)
 	ctx := context.Background()
 	buyer, vendor := protocoltest.FixtureParty("b", "buyer"), protocoltest.FixtureParty("v", "vendor")
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)

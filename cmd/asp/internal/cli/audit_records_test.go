@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"crypto/ed25519"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -10,8 +9,6 @@ import (
 	"time"
 
 	"github.com/aspnode/asp/ledger"
-	"github.com/aspnode/asp/node"
-	"github.com/aspnode/asp/p2p"
 	"github.com/aspnode/asp/protocol"
 	"github.com/aspnode/asp/protocol/protocoltest"
 )
@@ -23,27 +20,8 @@ import (
 func TestAuditVerifyUpdateOfUnrecordedCommitment(t *testing.T) {
 	for _, invent := range []bool{false, true} {
 		home := filepath.Join(t.TempDir(), "home")
-		if _, err := node.Init(home, "acme", "test"); err != nil {
-			t.Fatal(err)
-		}
-		key, err := node.LoadIdentity(home)
-		if err != nil {
-			t.Fatal(err)
-		}
-		orgKey, err := p2p.Ed25519Key(key)
-		if err != nil {
-			t.Fatal(err)
-		}
+		l := initHomeLedger(t, home)
 		deal, err := protocoltest.SeedDeal(protocoltest.FixtureParty("b", "buyer"), protocoltest.FixtureParty("v", "vendor"), time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		origin := ledger.OriginFor(protocol.PeerIDFromPublicKey(orgKey.Public().(ed25519.PublicKey)))
-		signer, cert, err := ledger.NewCheckpointSigner(orgKey, origin)
-		if err != nil {
-			t.Fatal(err)
-		}
-		l, err := ledger.Open(filepath.Join(home, node.LedgerDir), ledger.Options{Origin: origin, Signer: signer, KeyCertificate: cert})
 		if err != nil {
 			t.Fatal(err)
 		}

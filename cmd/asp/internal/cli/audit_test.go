@@ -23,27 +23,8 @@ import (
 func writeLedger(t *testing.T, forge bool) (home string, forged uint64) {
 	t.Helper()
 	home = filepath.Join(t.TempDir(), "home")
-	if _, err := node.Init(home, "acme", "test"); err != nil {
-		t.Fatal(err)
-	}
-	key, err := node.LoadIdentity(home)
-	if err != nil {
-		t.Fatal(err)
-	}
-	orgKey, err := p2p.Ed25519Key(key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := initHomeLedger(t, home)
 	deal, err := protocoltest.SeedDeal(protocoltest.FixtureParty("b", "buyer"), protocoltest.FixtureParty("v", "vendor"), time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	origin := ledger.OriginFor(protocol.PeerIDFromPublicKey(orgKey.Public().(ed25519.PublicKey)))
-	signer, cert, err := ledger.NewCheckpointSigner(orgKey, origin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := ledger.Open(filepath.Join(home, node.LedgerDir), ledger.Options{Origin: origin, Signer: signer, KeyCertificate: cert})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,4 +93,31 @@ func TestAuditVerifyForgedMessage(t *testing.T) {
 	if code != ExitFailure || !strings.Contains(stderr, want) || !strings.Contains(stdout, `"entry": `+strconv.FormatUint(bad, 10)) {
 		t.Errorf("verify bundle: exit %d, stdout %s stderr %q; want exit 1 naming %q", code, stdout, stderr, want)
 	}
+}
+
+// initHomeLedger makes a fresh node home and opens its ledger with the
+// home's checkpoint signer, as the node does.
+func initHomeLedger(t testing.TB, home string) *ledger.Ledger {
+	t.Helper()
+	if _, err := node.Init(home, "acme", "test"); err != nil {
+		t.Fatal(err)
+	}
+	key, err := node.LoadIdentity(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	orgKey, err := p2p.Ed25519Key(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin := ledger.OriginFor(protocol.PeerIDFromPublicKey(orgKey.Public().(ed25519.PublicKey)))
+	signer, cert, err := ledger.NewCheckpointSigner(orgKey, origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := ledger.Open(filepath.Join(home, node.LedgerDir), ledger.Options{Origin: origin, Signer: signer, KeyCertificate: cert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
 }
