@@ -124,17 +124,7 @@ func (m *hostilePeer) moveAt(t *testing.T, s *protocol.Session, p protocol.Perfo
 // node would: v's consent policy (accept-all) answers at once.
 func (m *hostilePeer) invite(t *testing.T, v *Node, to string) *protocol.Session {
 	t.Helper()
-	toID, err := protocol.ParseAgentID(to)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	sid, err := protocol.NewSessionID(now, rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := protocol.NewSession(protocol.Config{}, sid, m.agent(), toID, now)
-	inv := m.move(t, s, protocol.Propose, &protocol.ProposeBody{Type: protocol.InvitationType, Subject: "GPU capacity"})
+	s, inv := m.invitationAt(t, to, time.Now())
 	resp := m.request(t, v, envReq(t, inv))
 	if resp.Code != "" {
 		t.Fatalf("honest invitation refused: %s: %s", resp.Code, resp.Message)

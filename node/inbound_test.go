@@ -18,17 +18,24 @@ const sessionsRefused = "asp_sessions_refused_total"
 // to, without sending it.
 func (m *hostilePeer) invitation(t *testing.T, to string) *protocol.Envelope {
 	t.Helper()
+	_, inv := m.invitationAt(t, to, time.Now())
+	return inv
+}
+
+// invitationAt is invitation at the time at; it also returns the new
+// session (not stepped).
+func (m *hostilePeer) invitationAt(t *testing.T, to string, at time.Time) (*protocol.Session, *protocol.Envelope) {
+	t.Helper()
 	toID, err := protocol.ParseAgentID(to)
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Now()
-	sid, err := protocol.NewSessionID(now, rand.Reader)
+	sid, err := protocol.NewSessionID(at, rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := protocol.NewSession(protocol.Config{}, sid, m.agent(), toID, now)
-	return m.move(t, s, protocol.Propose, &protocol.ProposeBody{Type: protocol.InvitationType, Subject: "GPU capacity"})
+	s := protocol.NewSession(protocol.Config{}, sid, m.agent(), toID, at)
+	return s, m.moveAt(t, s, protocol.Propose, &protocol.ProposeBody{Type: protocol.InvitationType, Subject: "GPU capacity"}, at)
 }
 
 // refusedForCapacity sends inv from m to v and checks that it is refused as
@@ -183,17 +190,7 @@ func TestInboundIdleStopsCounting(t *testing.T) {
 	// has seen no move: a new invitation, timestamped by that clock, is
 	// admitted.
 	offset.Store(int64(inboundIdle + time.Minute))
-	toID, err := protocol.ParseAgentID(vendor)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := clock()
-	sid, err := protocol.NewSessionID(now, rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := protocol.NewSession(protocol.Config{}, sid, flood.agent(), toID, now)
-	inv := flood.moveAt(t, s, protocol.Propose, &protocol.ProposeBody{Type: protocol.InvitationType, Subject: "GPU capacity"}, now)
+	_, inv := flood.invitationAt(t, vendor, clock())
 	if resp := flood.request(t, v, envReq(t, inv)); resp.Code != "" {
 		t.Fatalf("invitation after the first session went idle: %s: %s", resp.Code, resp.Message)
 	}
