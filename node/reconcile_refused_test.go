@@ -153,6 +153,21 @@ func TestAdoptedMoveResentAfterRestart(t *testing.T) {
 // its next move: the refusal says the session ended. Before, the
 // counterparty's every move, CLOSE included, was refused for good.
 func TestEndedSessionEndsCounterpartyOnItsNextMove(t *testing.T) {
+	p, sid := endedOnVendorSide(t)
+	info, err := p.buyerNode.Session(context.Background(), api.Principal{Admin: true}, sid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State != "FAILED" {
+		t.Fatalf("the buyer's session is %s after the vendor's refusal, want FAILED", info.State)
+	}
+}
+
+// endedOnVendorSide opens a session from the buyer, proposes, ends it on
+// the vendor's side alone (its head request lost) and has the buyer try to
+// CLOSE it, which the vendor refuses. It returns the pair and the session.
+func endedOnVendorSide(t *testing.T) (*pair, string) {
+	t.Helper()
 	p := newPair(t)
 	ctx := context.Background()
 	s, err := p.buyerNode.OpenSession(ctx, p.buyer, api.OpenSessionRequest{To: p.vendor})
@@ -162,24 +177,16 @@ func TestEndedSessionEndsCounterpartyOnItsNextMove(t *testing.T) {
 	if _, err := p.buyerNode.SendMessage(ctx, p.buyer, s.SessionID, api.SendMessageRequest{Performative: "PROPOSE", Terms: terms("2.40")}); err != nil {
 		t.Fatal(err)
 	}
-	// The vendor's node ends the session; its head request is lost.
 	vs := p.vendorNode.getSession(s.SessionID)
 	if err := vs.acquire(ctx, false, false); err != nil {
 		t.Fatal(err)
 	}
 	p.vendorNode.endLocked(ctx, vs, "the transcripts diverged", false)
 	vs.release()
-
 	_, err = p.buyerNode.SendMessage(ctx, p.buyer, s.SessionID, api.SendMessageRequest{Performative: "CLOSE", Body: []byte(`{"reason":"done"}`)})
 	var rr *RemoteRefusal
 	if !errors.As(err, &rr) {
 		t.Fatalf("CLOSE in a session the vendor ended: %v, want a refusal", err)
 	}
-	info, err := p.buyerNode.Session(ctx, api.Principal{Admin: true}, s.SessionID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.State != "FAILED" {
-		t.Fatalf("the buyer's session is %s after the vendor's refusal, want FAILED", info.State)
-	}
+	return p, s.SessionID
 }

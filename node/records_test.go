@@ -1,12 +1,9 @@
 package node
 
 import (
-	"context"
-	"errors"
 	"testing"
 
 	"github.com/aspnode/asp/ledger"
-	"github.com/aspnode/asp/node/api"
 )
 
 // verifiedKinds checks every entry of n's ledger with
@@ -39,26 +36,7 @@ func verifiedKinds(t *testing.T, n *Node) map[ledger.Kind]int {
 // verifier: a session ended on the vendor's side (kind 33) and the buyer's
 // move the vendor then refused (kind 32).
 func TestRefusalAndReconciliationRecordsVerify(t *testing.T) {
-	p := newPair(t)
-	ctx := context.Background()
-	s, err := p.buyerNode.OpenSession(ctx, p.buyer, api.OpenSessionRequest{To: p.vendor})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.buyerNode.SendMessage(ctx, p.buyer, s.SessionID, api.SendMessageRequest{Performative: "PROPOSE", Terms: terms("2.40")}); err != nil {
-		t.Fatal(err)
-	}
-	vs := p.vendorNode.getSession(s.SessionID)
-	if err := vs.acquire(ctx, false, false); err != nil {
-		t.Fatal(err)
-	}
-	p.vendorNode.endLocked(ctx, vs, "the transcripts diverged", false)
-	vs.release()
-	_, err = p.buyerNode.SendMessage(ctx, p.buyer, s.SessionID, api.SendMessageRequest{Performative: "CLOSE", Body: []byte(`{"reason":"done"}`)})
-	var rr *RemoteRefusal
-	if !errors.As(err, &rr) {
-		t.Fatalf("CLOSE in a session the vendor ended: %v, want a refusal", err)
-	}
+	p, _ := endedOnVendorSide(t)
 	if k := verifiedKinds(t, p.vendorNode); k[ledger.KindReconciled] == 0 {
 		t.Fatalf("vendor ledger holds no reconciliation: %v", k)
 	}
