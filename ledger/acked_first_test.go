@@ -24,14 +24,7 @@ func TestAcknowledgedRecordFirstUpdateTorn(t *testing.T) {
 	if err != nil || cur.seq != 2 || cur.size != 1 {
 		t.Fatalf("record %+v, %v; want seq 2, size 1", cur, err)
 	}
-	f, err := fs.OpenReadWrite("db/"+AckFile, vfs.WriteCategoryUnspecified)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.WriteAt([]byte("torn"), int64(cur.seq%2)*ackSlot+20); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	tearAckSlot(t, fs, "db", cur.seq)
 	if r, err := readAck(fs, "db"); err != nil || r.seq != 1 {
 		t.Fatalf("after a torn first update: %+v, %v; want the creation's record", r, err)
 	}

@@ -196,14 +196,7 @@ func TestAcknowledgedRecordDamage(t *testing.T) {
 		t.Fatalf("record %+v, %v", cur, err)
 	}
 	// Tear the newest slot: the older one (size 2) counts.
-	f, err := fs.OpenReadWrite("db/"+AckFile, vfs.WriteCategoryUnspecified)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.WriteAt([]byte("torn"), int64(cur.seq%2)*ackSlot+20); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	tearAckSlot(t, fs, "db", cur.seq)
 	if r, err := readAck(fs, "db"); err != nil || r.size != 2 {
 		t.Errorf("after a torn slot: %+v, %v; want size 2", r, err)
 	}
@@ -268,5 +261,19 @@ func TestDamagedTableFile(t *testing.T) {
 		if !errors.As(err, &ce) || ce.What != "file" || ce.File != sst {
 			t.Errorf("read-only %v: %v; want a corruption naming %s", ro, err, sst)
 		}
+	}
+}
+
+// tearAckSlot overwrites part of the acknowledged-size record's slot that
+// holds the record of sequence seq, as a torn write would.
+func tearAckSlot(t *testing.T, fs vfs.FS, dir string, seq uint64) {
+	t.Helper()
+	f, err := fs.OpenReadWrite(dir+"/"+AckFile, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt([]byte("torn"), int64(seq%2)*ackSlot+20); err != nil {
+		t.Fatal(err)
 	}
 }
