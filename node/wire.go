@@ -2,8 +2,9 @@ package node
 
 import (
 	"fmt"
-	"github.com/aspnode/asp/ledger"
 
+	"github.com/aspnode/asp/ledger"
+	"github.com/aspnode/asp/protocol"
 	"github.com/fxamacker/cbor/v2"
 )
 
@@ -62,8 +63,9 @@ type wireResp struct {
 }
 
 // codeBusy is the refusal a node answers while it is itself sending in the
-// session and the incoming move does not have priority.
-const codeBusy = "busy"
+// session and the incoming move does not have priority (protocol's code,
+// retryable).
+const codeBusy = protocol.CodeBusy
 
 // RemoteRefusal is a counterparty node's refusal of a request.
 type RemoteRefusal struct {
