@@ -3,7 +3,7 @@ package node
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
+	"io"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
@@ -97,7 +97,7 @@ func (n *Node) CreateAgent(ctx context.Context, req api.CreateAgentRequest) (api
 		return api.CreateAgentResponse{}, api.BadRequest("%v", err)
 	}
 	req.Capabilities = caps
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	pub, priv, err := ed25519.GenerateKey(n.opts.rand)
 	if err != nil {
 		return api.CreateAgentResponse{}, err
 	}
@@ -117,7 +117,7 @@ func (n *Node) CreateAgent(ctx context.Context, req api.CreateAgentRequest) (api
 		return api.CreateAgentResponse{}, err
 	}
 	tok := make([]byte, 32)
-	if _, err := rand.Read(tok); err != nil {
+	if _, err := io.ReadFull(n.opts.rand, tok); err != nil {
 		return api.CreateAgentResponse{}, err
 	}
 	token := hex.EncodeToString(tok)

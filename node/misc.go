@@ -27,11 +27,37 @@ func (n *Node) request(ctx context.Context, org string, req *wireReq) (*wireResp
 	}
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	out, err := n.host.Request(ctx, pid, p2p.SessionProtocol, b)
+	var out []byte
+	if n.opts.transport != nil {
+		out, err = n.opts.transport.RoundTrip(ctx, pid, b)
+	} else {
+		out, err = n.host.Request(ctx, pid, p2p.SessionProtocol, b)
+	}
 	if err != nil {
 		return nil, err
 	}
 	return decodeWireResp(out)
+}
+
+// transport carries one session-protocol request to another node and
+// brings back its answer. The default is the libp2p host; the node harness
+// puts its own queue in its place.
+type transport interface {
+	RoundTrip(ctx context.Context, to peer.ID, req []byte) ([]byte, error)
+}
+
+// spawn runs f in the background, owned by the node (Close waits for it).
+// The node harness counts these to know when a step has settled.
+func (n *Node) spawn(f func()) {
+	if n.opts.spawn != nil {
+		n.opts.spawn(f)
+		return
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		f()
+	}()
 }
 
 // Checkpoint implements api.Backend.

@@ -11,6 +11,7 @@ package node
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -48,6 +49,17 @@ type options struct {
 	fs     vfs.FS
 	rand   io.Reader
 	noAPI  bool
+	// transport and spawn replace the network and background goroutines
+	// (the node harness, node/harness_test.go).
+	transport transport
+	spawn     func(func())
+}
+
+// WithRand sets the source of session and message ids and agent keys.
+// Default crypto/rand. A deterministic reader makes a run replayable (the
+// node harness); never use one in production.
+func WithRand(r io.Reader) Option {
+	return func(o *options) error { o.rand = r; return nil }
 }
 
 // WithLogger sets the logger. Default: discard.
@@ -135,7 +147,7 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	o := options{clock: time.Now, logger: slog.New(slog.DiscardHandler)}
+	o := options{clock: time.Now, logger: slog.New(slog.DiscardHandler), rand: rand.Reader}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return nil, err

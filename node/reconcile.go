@@ -96,16 +96,14 @@ func (n *Node) reconcileSoon(s *session) {
 	if n.ctx.Err() != nil || !s.reconciling.CompareAndSwap(false, true) {
 		return
 	}
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
+	n.spawn(func() {
 		defer s.reconciling.Store(false)
 		if err := s.acquire(n.ctx, false, false); err != nil {
 			return
 		}
 		defer s.release()
 		n.reconcileLocked(n.ctx, s)
-	}()
+	})
 }
 
 // endSoon ends s in the background, once at a time.
@@ -113,16 +111,14 @@ func (n *Node) endSoon(s *session, reason string) {
 	if n.ctx.Err() != nil || !s.ending.CompareAndSwap(false, true) {
 		return
 	}
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
+	n.spawn(func() {
 		defer s.ending.Store(false)
 		if err := s.acquire(n.ctx, false, false); err != nil {
 			return
 		}
 		defer s.release()
 		n.endLocked(n.ctx, s, reason, false)
-	}()
+	})
 }
 
 // reconcileLocked asks the counterparty for the envelopes that follow our

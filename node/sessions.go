@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -151,7 +150,7 @@ func (n *Node) OpenSession(ctx context.Context, from string, req api.OpenSession
 		return api.SessionInfo{}, api.BadRequest("%s is hosted by this node: sessions join agents of different organisations", req.To)
 	}
 	now := n.now()
-	sid, err := protocol.NewSessionID(now, rand.Reader)
+	sid, err := protocol.NewSessionID(now, n.opts.rand)
 	if err != nil {
 		return api.SessionInfo{}, err
 	}
@@ -195,7 +194,7 @@ func (n *Node) OpenSession(ctx context.Context, from string, req api.OpenSession
 // prepare builds and signs the local agent's next envelope.
 // REQUIRES: s.lock.
 func (n *Node) prepare(s *session, p protocol.Performative, body protocol.Body, now time.Time) (*protocol.Envelope, error) {
-	env, err := s.ps.Prepare(s.local.id, p, body, now, rand.Reader)
+	env, err := s.ps.Prepare(s.local.id, p, body, now, n.opts.rand)
 	if err != nil {
 		return nil, err
 	}
