@@ -3,10 +3,10 @@ package node
 import (
 	"context"
 	"crypto/ed25519"
-	"io"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
 	"sort"
 	"time"
