@@ -84,6 +84,8 @@ const (
 	CodeUnspecified         = "unspecified"          // a refusal that gives no reason
 	CodeBusy                = "busy"                 // the peer is sending in the same session right now
 	CodeUnavailable         = "unavailable"          // the service is closed or not ready
+	CodePending             = "pending"              // the previous move is recorded, not yet acknowledged, and being resent
+	CodeNotFound            = "not_found"            // no such agent, session or commitment at the answering node
 )
 
 // codes lists every ASP code, each once, with whether a refusal with it is
@@ -112,12 +114,14 @@ var codes = []struct {
 	{CodeSchemaUnsupported, false},
 	{CodeBusy, true},
 	{CodeUnavailable, true},
+	{CodePending, true},
+	{CodeNotFound, false},
 	{CodeUnspecified, false},
 	{CodeInternal, false},
 }
 
 // Retryable reports whether a refusal with the ASP code may succeed if the
-// same operation is tried again later: true for timeout, busy,
+// same operation is tried again later: true for timeout, busy, pending,
 // unavailable and capacity_unavailable; false for every other code,
 // including unknown ones.
 func Retryable(code string) bool {

@@ -93,7 +93,7 @@ func TestCodeTable(t *testing.T) {
 			retryable = append(retryable, c.code)
 		}
 	}
-	if want := []string{CodeBusy, CodeCapacityUnavailable, CodeTimeout, CodeUnavailable}; !slices.Equal(sorted(retryable), want) {
+	if want := []string{CodeBusy, CodeCapacityUnavailable, CodePending, CodeTimeout, CodeUnavailable}; !slices.Equal(sorted(retryable), want) {
 		t.Errorf("retryable codes %v, documented %v", sorted(retryable), want)
 	}
 	for _, c := range []string{"", "no_such_code"} {

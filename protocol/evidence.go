@@ -178,8 +178,16 @@ func RebuildCommitment(offer, acc *Envelope, receipts []*Receipt, actions []*Act
 			FormatTime(acc.Timestamp), FormatTime(validUntil))
 	}
 	c := newCommitment(offer.SessionID, offer, oh, terms, amends, acc, ah)
+	return c.Replay(receipts, actions, expiredAt, nil)
+}
+
+// Replay returns c (as formed: no receipts, no actions) with its receipts
+// added, then its actions applied in order with the expiry (if expiredAt
+// is set) placed in time, verifying each as AddReceipt and Apply do. vc,
+// if set, spares the Ed25519 check of receipt signatures it knows.
+func (c *Commitment) Replay(receipts []*Receipt, actions []*Action, expiredAt time.Time, vc VerifiedSignatures) (*Commitment, error) {
 	for _, r := range receipts {
-		n, err := c.AddReceipt(r)
+		n, err := c.AddReceiptCached(r, vc)
 		if err != nil {
 			return nil, err
 		}

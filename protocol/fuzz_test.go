@@ -200,7 +200,12 @@ func FuzzStep(f *testing.F) {
 				lastOffer = env.MessageID
 			}
 			if op[4]%8 == 7 {
-				h.s.Tick(now.Add(time.Duration(op[3]) * time.Second))
+				at := now.Add(time.Duration(op[3]) * time.Second)
+				due := h.s.Due(at)
+				eff := h.s.Tick(at)
+				if changed := eff.From != eff.To || len(eff.Offers) > 0; changed != due {
+					t.Fatalf("Due said %v, Tick changed %v", due, changed)
+				}
 			}
 		}
 		if h.s.Len() > 0 {

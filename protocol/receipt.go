@@ -94,7 +94,11 @@ func SignCommitmentReceipt(org ed25519.PrivateKey, c *Commitment, ledgerIndex ui
 // Verify checks that the receipt's commitment id is the one its hashes
 // derive (ErrWrongCommitment) and its signature against the key in its Org
 // peer id (ErrBadSignature).
-func (r *Receipt) Verify() error {
+func (r *Receipt) Verify() error { return r.verifyCached(nil) }
+
+// verifyCached is Verify, skipping the Ed25519 check of a signature vc
+// knows, and remembering one it checks.
+func (r *Receipt) verifyCached(vc VerifiedSignatures) error {
 	if id := CommitmentID(r.OfferHash, r.AcceptanceHash); r.CommitmentID != id {
 		return fmt.Errorf("%w: receipt names %s, its hashes form %s", ErrWrongCommitment, r.CommitmentID, id)
 	}
@@ -106,10 +110,30 @@ func (r *Receipt) Verify() error {
 	if err != nil {
 		return err
 	}
+	if vc != nil && vc.Known(pub, cacheKey(domainReceipt, d), r.Signature) {
+		return nil
+	}
 	if !verifyDigest(pub, domainReceipt, d, r.Signature) {
 		return fmt.Errorf("%w: receipt of %s for %s", ErrBadSignature, r.Org, r.CommitmentID)
 	}
+	if vc != nil {
+		vc.Add(pub, cacheKey(domainReceipt, d), r.Signature)
+	}
 	return nil
+}
+
+// SealedBy records in vc that r's signature, just made by the caller with
+// SignReceipt, is valid, so that adding r to its commitment costs no
+// Ed25519 check. It verifies nothing itself: call it only for a receipt
+// you signed.
+func (r *Receipt) SealedBy(vc VerifiedSignatures) {
+	pub, err := PublicKeyFromPeerID(r.Org)
+	if vc == nil || err != nil {
+		return
+	}
+	if d, _, err := digest(r.wire(true)); err == nil {
+		vc.Add(pub, cacheKey(domainReceipt, d), r.Signature)
+	}
 }
 
 // EncodeReceipt returns the canonical CBOR of a receipt.
@@ -145,7 +169,11 @@ func (r *Receipt) UnmarshalJSON(b []byte) error {
 // and by the full hashes of c's offer and acceptance (ErrWrongCommitment),
 // it is from a party organisation (ErrReceiptOrg) and its signature
 // verifies (ErrBadSignature). It does not look at c's other receipts.
-func (c *Commitment) CheckReceipt(r *Receipt) error {
+func (c *Commitment) CheckReceipt(r *Receipt) error { return c.CheckReceiptCached(r, nil) }
+
+// CheckReceiptCached is CheckReceipt, skipping the Ed25519 check of a
+// signature vc knows, and remembering one it checks.
+func (c *Commitment) CheckReceiptCached(r *Receipt, vc VerifiedSignatures) error {
 	if r == nil {
 		return fmt.Errorf("%w: no receipt", ErrMalformed)
 	}
@@ -158,7 +186,7 @@ func (c *Commitment) CheckReceipt(r *Receipt) error {
 	if !slices.Contains(c.Orgs(), r.Org) {
 		return fmt.Errorf("%w: %s", ErrReceiptOrg, r.Org)
 	}
-	return r.Verify()
+	return r.verifyCached(vc)
 }
 
 // Receipted reports whether c holds every party organisation's receipt:
@@ -170,7 +198,11 @@ func (c *Commitment) Receipted() bool { return c.hasAllReceipts() }
 // receipt, and correctly signed. When
 // every party organisation's receipt is held, a PENDING commitment becomes
 // ACTIVE.
-func (c *Commitment) AddReceipt(r *Receipt) (*Commitment, error) {
+func (c *Commitment) AddReceipt(r *Receipt) (*Commitment, error) { return c.AddReceiptCached(r, nil) }
+
+// AddReceiptCached is AddReceipt, skipping the Ed25519 check of a receipt
+// signature vc knows (one the caller made, SealedBy, or checked before).
+func (c *Commitment) AddReceiptCached(r *Receipt, vc VerifiedSignatures) (*Commitment, error) {
 	if r == nil {
 		return nil, fmt.Errorf("%w: no receipt", ErrMalformed)
 	}
@@ -188,7 +220,7 @@ func (c *Commitment) AddReceipt(r *Receipt) (*Commitment, error) {
 			return nil, fmt.Errorf("%w: second receipt of %s", ErrReplay, r.Org)
 		}
 	}
-	if err := c.CheckReceipt(r); err != nil {
+	if err := c.CheckReceiptCached(r, vc); err != nil {
 		return nil, err
 	}
 	n := c.clone()

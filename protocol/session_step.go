@@ -28,6 +28,13 @@ func (s *Session) lapseAt(t time.Time) lapse {
 	return l
 }
 
+// Due reports whether Tick(now) would change s: an unanswered invitation
+// times out, or an open offer lapses.
+func (s *Session) Due(now time.Time) bool {
+	l := s.lapseAt(Millis(now))
+	return l.inviteTimedOut || l.offerExpired != ""
+}
+
 // Tick advances time to now: an invitation unanswered for InviteTimeout
 // fails the session; an open offer past its validUntil expires. It never
 // moves time backwards and never fails.
