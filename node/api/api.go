@@ -328,6 +328,18 @@ type ErrorDetail struct {
 // protocol.ErrorCode, so other packages can type their errors).
 type coder interface{ ASPCode() string }
 
+// declined is a counterparty's refusal to take part (an invitation
+// declined), with the code it gave: 403, whatever the code.
+type declined interface {
+	ASPCode() string
+	Declined() bool
+}
+
+// ErrorFor is the answer the API gives for err: the *Error a Backend
+// returned, or the status and code mapped from the error's ASP code
+// (protocol's code table, or the error's own ASPCode method).
+func ErrorFor(err error) *Error { return toError(err) }
+
 // toError turns any error into an *Error.
 func toError(err error) *Error {
 	var e *Error
@@ -342,6 +354,10 @@ func toError(err error) *Error {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return BadRequest("request body exceeds %d bytes", mbe.Limit)
+	}
+	var d declined
+	if errors.As(err, &d) && d.Declined() {
+		return &Error{Status: http.StatusForbidden, Code: d.ASPCode(), Message: err.Error(), Err: err}
 	}
 	if code := errorCode(err); code != "" && code != CodeInternal {
 		if st := statusForCode(code); st != http.StatusInternalServerError {
@@ -374,7 +390,7 @@ func statusForCode(code string) int {
 		return http.StatusNotFound
 	case CodeInvalidTransition, CodeDuplicate, CodeEscalationRequired,
 		protocol.CodeReplay, protocol.CodeConflict, protocol.CodeStaleOffer, protocol.CodeBusy,
-		protocol.CodeUnspecified:
+		protocol.CodeUnspecified, protocol.CodePending:
 		return http.StatusConflict
 	case protocol.CodeSchemaUnsupported:
 		return http.StatusUnprocessableEntity
