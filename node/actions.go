@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"net/http"
 
 	"github.com/aspnode/asp/ledger"
 	"github.com/aspnode/asp/node/api"
@@ -18,32 +17,6 @@ import (
 // which checks them against its own copy of the commitment and records them
 // too. Both nodes derive the same state from the same signed actions.
 
-// protocolViewLocked derives the commitment as the protocol sees it: the
-// signed offer and acceptance, both receipts, every action applied.
-// REQUIRES: c.mu.
-func (n *Node) protocolViewLocked(c *commitment) (*protocol.Commitment, error) {
-	var receipts []*protocol.Receipt
-	for _, raw := range [][]byte{c.ours, c.theirs} {
-		if raw == nil {
-			continue
-		}
-		r, err := protocol.DecodeReceipt(raw)
-		if err != nil {
-			return nil, err
-		}
-		receipts = append(receipts, r)
-	}
-	var actions []*protocol.Action
-	for _, raw := range c.actions {
-		a, err := protocol.DecodeAction(raw)
-		if err != nil {
-			return nil, err
-		}
-		actions = append(actions, a)
-	}
-	return protocol.RebuildCommitment(c.c.Offer, c.c.Acceptance, receipts, actions, c.expiredAt)
-}
-
 // expireDue moves ACTIVE commitments past their deadline to EXPIRED. Both
 // nodes do so on their own: the deadline is in the signed terms.
 func (n *Node) expireDue(ctx context.Context) {
@@ -52,25 +25,23 @@ func (n *Node) expireDue(ctx context.Context) {
 	var due []*commitment
 	for _, c := range n.commitments {
 		// The deadline is immutable; the state is checked under c.mu below.
-		if d := c.c.Deadline(); !d.IsZero() && now.After(d) {
+		if d := c.deadline; !d.IsZero() && now.After(d) {
 			due = append(due, c)
 		}
 	}
 	n.sessMu.RUnlock()
 	for _, c := range due {
 		c.mu.Lock()
-		if c.state == protocol.CommitmentActive {
-			rec := ledger.CommitmentUpdateRecord(now, c.session, c.id, ledger.CommitmentUpdate{State: protocol.CommitmentExpired})
-			if _, err := n.led.Append(ctx, rec); err != nil {
-				n.log.Error("record expiry", "commitment", c.id, "err", err)
-			} else {
-				c.expiredAt = now
-				c.state = protocol.CommitmentExpired
-				c.settled.Store(true)
-				c.updated = now
-				n.m.commitments.WithLabelValues(string(c.state)).Inc()
-				n.publishCommitment(c)
-				n.onCommitmentSettled(c)
+		if c.stateLocked() == protocol.CommitmentActive {
+			if next, ok := c.pc.Expire(now); ok {
+				rec := ledger.CommitmentUpdateRecord(now, c.session, c.id, ledger.CommitmentUpdate{State: protocol.CommitmentExpired})
+				err := n.drive(ctx, &step{what: "expiry", records: []ledger.Record{rec}, settle: func(o *outcome) (*step, error) {
+					n.applyLocked(c, nil, next, o)
+					return nil, nil
+				}})
+				if err != nil {
+					n.log.Error("record expiry", "commitment", c.id, "err", err)
+				}
 			}
 		}
 		c.mu.Unlock()
@@ -86,7 +57,7 @@ func actionKind(action string) (protocol.ActionKind, error) {
 	case "dispute":
 		return protocol.ActionDispute, nil
 	}
-	return "", api.BadRequest("unknown action %q (want fulfill, confirm or dispute)", action)
+	return "", badRequest("unknown action %q (want fulfill, confirm or dispute)", action)
 }
 
 // CommitmentAction implements api.Backend.
@@ -108,7 +79,7 @@ func (n *Node) CommitmentAction(ctx context.Context, agent, id, action string, b
 			Severity string          `json:"severity"`
 		}
 		if err := json.Unmarshal(body, &req); err != nil {
-			return api.CommitmentInfo{}, api.BadRequest("body: %v", err)
+			return api.CommitmentInfo{}, badRequest("body: %v", err)
 		}
 		a.Reason = req.Reason
 		if a.Reason == "" {
@@ -124,23 +95,19 @@ func (n *Node) CommitmentAction(ctx context.Context, agent, id, action string, b
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.state == protocol.CommitmentPending {
-		return api.CommitmentInfo{}, api.InvalidTransition("commitment %s is not ACTIVE yet: receipts are still being exchanged", id)
+	if c.stateLocked() == protocol.CommitmentPending {
+		return api.CommitmentInfo{}, invalidTransition("commitment %s is not ACTIVE yet: receipts are still being exchanged", id)
 	}
 	if c.pendingAction != nil {
-		return api.CommitmentInfo{}, api.Conflict("pending", "the previous action on %s is not yet acknowledged by the counterparty; it is being resent", id)
+		return api.CommitmentInfo{}, errorf(codePending, "the previous action on %s is not yet acknowledged by the counterparty; it is being resent", id)
 	}
-	cur, err := n.protocolViewLocked(c)
-	if err != nil {
-		return api.CommitmentInfo{}, err
-	}
-	if a.Time.Before(cur.Updated) {
-		a.Time = cur.Updated
+	if a.Time.Before(c.pc.Updated) {
+		a.Time = c.pc.Updated
 	}
 	if err := a.Sign(c.local.key, c.local.cert); err != nil {
 		return api.CommitmentInfo{}, err
 	}
-	next, err := cur.Apply(a)
+	next, err := c.pc.Apply(a)
 	if err != nil {
 		return api.CommitmentInfo{}, err
 	}
@@ -149,14 +116,21 @@ func (n *Node) CommitmentAction(ctx context.Context, agent, id, action string, b
 		return api.CommitmentInfo{}, err
 	}
 	rec := ledger.CommitmentUpdateRecord(a.Time, c.session, id, ledger.CommitmentUpdate{State: next.State, Action: raw})
-	if _, err := n.led.Append(ctx, rec); err != nil {
-		return api.CommitmentInfo{}, fmt.Errorf("record action: %w", err)
-	}
-	c.pendingAction = raw
-	if err := n.deliverActionLocked(ctx, c, raw, next.State); err != nil {
-		return commitmentInfoLocked(c), err
-	}
-	return commitmentInfoLocked(c), nil
+	err = n.drive(ctx, &step{what: "action", records: []ledger.Record{rec}, to: c.remote.Org, send: &wireReq{Type: wireAction, Action: raw},
+		settle: func(o *outcome) (*step, error) {
+			if o.err != nil {
+				c.pendingAction = raw
+				n.log.Warn("action delivery failed; will resend", "commitment", c.id, "err", o.err)
+				return nil, errUndelivered("the action is recorded but the counterparty did not acknowledge it yet; it will be resent")
+			}
+			c.pendingAction = nil
+			if o.refused() {
+				return n.refusedStep(c.session, c.id, actionID(raw), o.ack, nil), nil
+			}
+			n.applyLocked(c, raw, next, o)
+			return nil, nil
+		}})
+	return commitmentInfoLocked(c), err
 }
 
 func actionID(raw []byte) string {
@@ -164,37 +138,33 @@ func actionID(raw []byte) string {
 	return "action:" + hex.EncodeToString(h[:16])
 }
 
-// deliverActionLocked sends a recorded action and settles it.
-// REQUIRES: c.mu.
-func (n *Node) deliverActionLocked(ctx context.Context, c *commitment, raw []byte, to protocol.CommitmentState) error {
-	resp, err := n.request(ctx, c.remote.Org, &wireReq{Type: wireAction, Action: raw})
-	if err != nil {
-		n.log.Warn("action delivery failed; will resend", "commitment", c.id, "err", err)
-		return api.Errorf(http.StatusGatewayTimeout, api.CodeTimeout,
-			"the action is recorded but the counterparty did not acknowledge it yet; it will be resent")
-	}
-	c.pendingAction = nil
-	if resp.Code != "" {
-		n.m.refusedOutgoing.WithLabelValues(resp.Code).Inc()
-		rec := ledger.RefusalRecord(n.now(), c.session, c.id, ledger.Refusal{MessageID: actionID(raw), Code: resp.Code, Reason: resp.Message})
-		if _, err := n.led.Append(ctx, rec); err != nil {
-			return err
+// refusedStep records the counterparty's refusal of a move or an action
+// of ours (named by id) and reports it; then (when set) runs after, which
+// may replace the error reported.
+func (n *Node) refusedStep(session, commitment, id string, ack *wireResp, after func(ctx context.Context) error) *step {
+	n.m.refusedOutgoing.WithLabelValues(ack.Code).Inc()
+	rec := ledger.RefusalRecord(n.now(), session, commitment, ledger.Refusal{MessageID: id, Code: ack.Code, Reason: ack.Message})
+	return &step{what: "refusal", records: []ledger.Record{rec}, settle: func(o *outcome) (*step, error) {
+		if after != nil {
+			if err := after(o.ctx); err != nil {
+				return nil, err
+			}
 		}
-		return &RemoteRefusal{Code: resp.Code, Message: resp.Message}
-	}
-	n.setStateLocked(c, raw, to)
-	return nil
+		return nil, &RemoteRefusal{Code: ack.Code, Message: ack.Message}
+	}}
 }
 
-// setStateLocked applies an acknowledged (or received) action.
+// applyLocked installs an acknowledged or received action (raw), or an
+// expiry (raw nil): next is the commitment after it.
 // REQUIRES: c.mu.
-func (n *Node) setStateLocked(c *commitment, raw []byte, to protocol.CommitmentState) {
-	c.actions = append(c.actions, raw)
-	c.state = to
-	c.settled.Store(settledState(to))
+func (n *Node) applyLocked(c *commitment, raw []byte, next *protocol.Commitment, o *outcome) {
+	if raw != nil {
+		c.actions = append(c.actions, raw)
+	}
+	installCommitment(c, next)
 	c.updated = n.now()
-	n.m.commitments.WithLabelValues(string(to)).Inc()
-	n.publishCommitment(c)
+	n.m.commitments.WithLabelValues(string(next.State)).Inc()
+	o.publish(commitmentEvent(c), c.local.id.String())
 	n.onCommitmentSettled(c)
 }
 
@@ -206,7 +176,7 @@ func (n *Node) onAction(ctx context.Context, from string, raw []byte) *wireResp 
 	}
 	c := n.getCommitment(a.CommitmentID)
 	if c == nil {
-		return &wireResp{Code: "not_found", Message: "no commitment " + a.CommitmentID}
+		return &wireResp{Code: codeNotFound, Message: "no commitment " + a.CommitmentID}
 	}
 	if a.Actor != c.remote.String() || c.remote.Org != from {
 		return refuse(protocol.ErrNotParty, fmt.Errorf("%s may not act on %s from node %s", a.Actor, c.id, from))
@@ -218,21 +188,20 @@ func (n *Node) onAction(ctx context.Context, from string, raw []byte) *wireResp 
 			return &wireResp{} // a resend
 		}
 	}
-	if c.state == protocol.CommitmentPending {
+	if c.stateLocked() == protocol.CommitmentPending {
 		return refuse(protocol.ErrCommitmentState, fmt.Errorf("commitment %s is not ACTIVE here yet", c.id))
 	}
-	cur, err := n.protocolViewLocked(c)
-	if err != nil {
-		return refuseErr(err)
-	}
-	next, err := cur.Apply(a)
+	next, err := c.pc.Apply(a)
 	if err != nil {
 		return refuseErr(err)
 	}
 	rec := ledger.CommitmentUpdateRecord(n.now(), c.session, c.id, ledger.CommitmentUpdate{State: next.State, Action: raw})
-	if _, err := n.led.Append(ctx, rec); err != nil {
+	err = n.drive(ctx, &step{what: "action", records: []ledger.Record{rec}, settle: func(o *outcome) (*step, error) {
+		n.applyLocked(c, raw, next, o)
+		return nil, nil
+	}})
+	if err != nil {
 		return refuseErr(err)
 	}
-	n.setStateLocked(c, raw, next.State)
 	return &wireResp{}
 }

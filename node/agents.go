@@ -139,7 +139,7 @@ func (n *Node) CreateAgent(ctx context.Context, req api.CreateAgentRequest) (api
 		return api.CreateAgentResponse{}, err
 	}
 	ev, _ := cbor.Marshal(agentEvent{Op: "add", AgentID: id.String(), PublicKey: pub, Certificate: certBytes, Capabilities: rec.Capabilities})
-	if _, err := n.led.Append(ctx, ledger.Record{Kind: ledger.KindKeyEvent, Time: now, Body: ev}); err != nil {
+	if _, err := n.record(ctx, "key event", ledger.Record{Kind: ledger.KindKeyEvent, Time: now, Body: ev}); err != nil {
 		_ = n.st.deleteAgent(rec)
 		return api.CreateAgentResponse{}, fmt.Errorf("record agent key: %w", err)
 	}
@@ -187,7 +187,7 @@ func (n *Node) DeleteAgent(ctx context.Context, agentID string) error {
 		return notFound("agent", agentID)
 	}
 	ev, _ := cbor.Marshal(agentEvent{Op: "remove", AgentID: agentID})
-	if _, err := n.led.Append(ctx, ledger.Record{Kind: ledger.KindKeyEvent, Time: n.now(), Body: ev}); err != nil {
+	if _, err := n.record(ctx, "key event", ledger.Record{Kind: ledger.KindKeyEvent, Time: n.now(), Body: ev}); err != nil {
 		return err
 	}
 	if err := n.st.deleteAgent(a.rec); err != nil {

@@ -25,8 +25,7 @@ func TestCloseWhileResending(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = p.buyerNode.SendMessage(ctx, p.buyer, s.SessionID, api.SendMessageRequest{Performative: "PROPOSE", Terms: terms("2.40")})
-	var ae *api.Error
-	if !errors.As(err, &ae) || ae.Code != api.CodeTimeout {
+	if err == nil || api.ErrorFor(err).Code != api.CodeTimeout {
 		t.Fatalf("PROPOSE to a stopped node: %v, want a timeout error", err)
 	}
 	// The loop has resent at least once, and goes on resending every second.

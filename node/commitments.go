@@ -16,38 +16,59 @@ import (
 	"golang.org/x/mod/sumdb/note"
 )
 
-// commitment is the node's view of one commitment it is a party to.
+// commitment is the node's side of one commitment it is a party to: the
+// commitment as protocol derives it (pc: the signed offer and acceptance,
+// the receipts held, the actions applied, an expiry), which only the driver
+// installs (installCommitment), and the node's delivery bookkeeping.
 //
-// It becomes ACTIVE on this node when both receipts are exchanged: we hold
-// the counterparty's receipt (proof it recorded the commitment) and we know
-// it holds ours. The acceptor's node sends its receipt last, so it knows
-// when the counterparty acknowledges that receipt; the proposer's node
-// knows when that receipt arrives, because the acceptor only sends it after
-// recording the proposer's receipt.
+// It is ACTIVE on this node when both receipts are exchanged: we hold the
+// counterparty's receipt (proof it recorded the commitment) and we know it
+// holds ours. The acceptor's node sends its receipt last, so it knows when
+// the counterparty acknowledges that receipt; the proposer's node knows
+// when that receipt arrives, because the acceptor only sends it after
+// recording the proposer's receipt. Until then the node reports PENDING,
+// even when pc holds both receipts.
 type commitment struct {
 	mu      sync.Mutex
 	id      string
-	c       *protocol.Commitment
 	session string
 	local   *localAgent
 	remote  protocol.AgentID
 	// acceptor is true when our agent's ACCEPT formed the commitment.
 	acceptor bool
 	index    uint64 // ledger index of our commitment entry
-	ours     []byte // our receipt (CBOR), once made
+	// deadline is the signed terms' deliverBy (immutable; zero if none).
+	deadline time.Time
+
+	// Guarded by mu.
+	pc     *protocol.Commitment
+	ours   []byte // our receipt (CBOR), once made
+	theirs []byte // the counterparty's receipt (CBOR), once held
 	// oursRecorded is true once ours is in our ledger.
 	oursRecorded bool
-	theirs       []byte // the counterparty's receipt (CBOR), once received
-	state        protocol.CommitmentState
-	created      time.Time
-	updated      time.Time
-	actions      [][]byte // signed actions applied, in order (CBOR)
+	// activated is true once both receipts are exchanged (recorded as
+	// the commitment's ACTIVE update).
+	activated bool
+	// actions are the signed actions applied (CBOR), in order: a resent
+	// one is recognised by its bytes.
+	actions [][]byte
 	// pendingAction is an action of ours recorded and sent but not yet
 	// acknowledged.
 	pendingAction []byte
-	expiredAt     time.Time
+	created       time.Time
+	updated       time.Time
 	// settled mirrors settledState(state), readable without mu (hasBusiness).
 	settled atomic.Bool
+}
+
+// stateLocked is the commitment's state on this node: protocol's, except
+// PENDING until both receipts are exchanged.
+// REQUIRES: c.mu.
+func (c *commitment) stateLocked() protocol.CommitmentState {
+	if !c.activated {
+		return protocol.CommitmentPending
+	}
+	return c.pc.State
 }
 
 func (n *Node) getCommitment(id string) *commitment {
@@ -56,73 +77,93 @@ func (n *Node) getCommitment(id string) *commitment {
 	return n.commitments[id]
 }
 
-// commitmentFormed records a commitment the session just formed, makes our
-// receipt and, on the acceptor's side, completes the receipt exchange.
-// theirs is the counterparty's receipt when it came with the acknowledgement.
+// formed is a commitment a session step just formed, before its records
+// are durable.
+type formed struct {
+	c *commitment
+	// at is the position of the commitment record among the step's
+	// records.
+	at int
+}
+
+// formCommitment prepares the records of a commitment the session just
+// formed (the commitment, and the counterparty's receipt when it came with
+// the acknowledgement), to be appended after pre in one step, and the
+// commitment to install once they are durable (installFormed).
 // REQUIRES: s.lock.
-func (n *Node) commitmentFormed(ctx context.Context, s *session, pc *protocol.Commitment, theirs, theirCert []byte, acceptor bool, pre ...ledger.Record) (*commitment, error) {
+func (n *Node) formCommitment(s *session, pc *protocol.Commitment, theirs, theirCert []byte, acceptor bool, pre []ledger.Record) (*formed, []ledger.Record, error) {
 	// Entry bodies follow docs/ledger.md: a commitment entry holds the
 	// commitment as formed (its signed offer and acceptance), a receipt
 	// entry the receipt, so an offline verifier checks their signatures.
 	body, err := protocol.EncodeCommitment(pc)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	now := n.now()
 	c := &commitment{
-		id: pc.ID, c: pc, session: s.id, local: s.local, remote: s.remote,
-		acceptor: acceptor, state: protocol.CommitmentPending, created: now, updated: now,
+		id: pc.ID, pc: pc, session: s.id, local: s.local, remote: s.remote,
+		acceptor: acceptor, created: now, updated: now, deadline: pc.Deadline(),
 	}
 	recs := append(pre, ledger.CommitmentRecord(now, s.id, pc.ID, body))
 	if theirs != nil {
-		if err := n.checkReceipt(c, theirs, theirCert); err != nil {
+		r, err := n.checkReceipt(c, theirs, theirCert)
+		var next *protocol.Commitment
+		if err == nil {
+			next, err = c.pc.AddReceiptCached(r, n.sigs)
+		}
+		if err != nil {
 			n.log.Warn("counterparty receipt refused", "commitment", c.id, "err", err)
-			theirs = nil
 		} else {
 			recs = append(recs, ledger.ReceiptRecord(now, s.id, pc.ID, theirs))
+			c.pc, c.theirs = next, theirs
 		}
 	}
-	ents, err := n.led.Append(ctx, recs...)
-	if err != nil {
-		return nil, fmt.Errorf("record commitment: %w", err)
-	}
-	c.index = ents[len(pre)].Index
-	c.theirs = theirs
+	return &formed{c: c, at: len(pre)}, recs, nil
+}
+
+// installFormed puts a commitment whose records are durable in the book,
+// makes our receipt and queues its event.
+func (n *Node) installFormed(f *formed, o *outcome) *commitment {
+	c := f.c
+	c.index = o.ents[f.at].Index
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	installCommitment(c, c.pc)
 	n.sessMu.Lock()
 	n.commitments[c.id] = c
 	n.sessMu.Unlock()
 	n.m.commitments.WithLabelValues(string(protocol.CommitmentPending)).Inc()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := n.ensureOurReceiptLocked(ctx, c); err != nil {
-		return c, err
+	if err := n.ensureOurReceiptLocked(o.ctx, c); err != nil {
+		n.log.Warn("receipt", "commitment", c.id, "err", err)
 	}
-	n.publishCommitment(c)
-	if acceptor && c.theirs != nil {
-		n.sendReceiptLocked(ctx, c)
-	}
-	return c, nil
+	o.publish(commitmentEvent(c), c.local.id.String())
+	return c
 }
 
 // checkReceipt verifies a counterparty receipt for c: its signature by the
 // counterparty's organisation, and its checkpoint, signed by the checkpoint
-// key that organisation certified, covering the entry the receipt names.
-func (n *Node) checkReceipt(c *commitment, raw, keyCert []byte) error {
+// key that organisation certified, covering the entry the receipt names. It
+// returns the receipt, whose signature the node then knows (n.sigs).
+// REQUIRES: c.mu, or c not yet shared.
+func (n *Node) checkReceipt(c *commitment, raw, keyCert []byte) (*protocol.Receipt, error) {
 	r, err := protocol.DecodeReceipt(raw)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if r.CommitmentID != c.id {
-		return fmt.Errorf("%w: receipt for %s, want %s", protocol.ErrMalformed, r.CommitmentID, c.id)
+		return nil, fmt.Errorf("%w: receipt for %s, want %s", protocol.ErrMalformed, r.CommitmentID, c.id)
 	}
 	if r.Org != c.remote.Org {
-		return fmt.Errorf("%w: receipt signed by %s, want %s", protocol.ErrNotParty, r.Org, c.remote.Org)
+		return nil, fmt.Errorf("%w: receipt signed by %s, want %s", protocol.ErrNotParty, r.Org, c.remote.Org)
+	}
+	if err := n.checkReceiptCheckpoint(r, keyCert); err != nil {
+		return nil, err
 	}
 	// The full offer and acceptance hashes, and the signature.
-	if err := c.c.CheckReceipt(r); err != nil {
-		return err
+	if err := c.pc.CheckReceiptCached(r, n.sigs); err != nil {
+		return nil, err
 	}
-	return n.checkReceiptCheckpoint(r, keyCert)
+	return r, nil
 }
 
 // checkReceiptCheckpoint checks that r's checkpoint is signed by the
@@ -196,7 +237,7 @@ func (n *Node) ensureOurReceiptLocked(ctx context.Context, c *commitment) error 
 	if err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	r, err := protocol.SignCommitmentReceipt(n.orgKey, c.c, c.index, cp)
+	r, err := protocol.SignCommitmentReceipt(n.orgKey, c.pc, c.index, cp)
 	if err != nil {
 		return err
 	}
@@ -204,6 +245,12 @@ func (n *Node) ensureOurReceiptLocked(ctx context.Context, c *commitment) error 
 	if err != nil {
 		return err
 	}
+	r.SealedBy(n.sigs)
+	next, err := c.pc.AddReceiptCached(r, n.sigs)
+	if err != nil {
+		return err
+	}
+	installCommitment(c, next)
 	c.ours, c.oursRecorded = raw, false
 	return nil
 }
@@ -229,49 +276,62 @@ func (n *Node) recordOurReceiptLocked(ctx context.Context, c *commitment) error 
 	if recs == nil {
 		return nil
 	}
-	if _, err := n.led.Append(ctx, recs...); err != nil {
-		return err
-	}
-	c.oursRecorded = true
-	return nil
+	return n.drive(ctx, &step{what: "receipt", records: recs, settle: func(o *outcome) (*step, error) {
+		c.oursRecorded = true
+		return nil, nil
+	}})
 }
 
-// sendReceiptLocked sends our receipt to the counterparty (acceptor side);
-// when it is acknowledged the commitment is ACTIVE. On failure the resend
-// loop tries again.
+// sendReceipt sends our receipt to the counterparty (acceptor side); when
+// it is acknowledged the commitment is ACTIVE. On failure the resend loop
+// tries again.
+func (n *Node) sendReceipt(ctx context.Context, c *commitment) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n.sendReceiptLocked(ctx, c)
+}
+
 // REQUIRES: c.mu.
 func (n *Node) sendReceiptLocked(ctx context.Context, c *commitment) {
-	resp, err := n.request(ctx, c.remote.Org, &wireReq{Type: wireReceipt, Receipt: c.ours, KeyCert: n.keyCert})
-	if err != nil {
-		n.log.Warn("receipt delivery failed; will resend", "commitment", c.id, "err", err)
-		return
-	}
-	if resp.Code != "" {
-		n.log.Warn("receipt refused", "commitment", c.id, "code", resp.Code, "msg", resp.Message)
-		return
-	}
-	if err := n.activateLocked(ctx, c, nil); err != nil {
+	st := &step{what: "receipt", to: c.remote.Org, send: &wireReq{Type: wireReceipt, Receipt: c.ours, KeyCert: n.keyCert},
+		settle: func(o *outcome) (*step, error) {
+			switch {
+			case o.err != nil:
+				n.log.Warn("receipt delivery failed; will resend", "commitment", c.id, "err", o.err)
+				return nil, nil
+			case o.refused():
+				n.log.Warn("receipt refused", "commitment", c.id, "code", o.ack.Code, "msg", o.ack.Message)
+				return nil, nil
+			}
+			return n.activateStep(c, nil, nil), nil
+		}}
+	if err := n.drive(ctx, st); err != nil {
 		n.log.Error("activate", "commitment", c.id, "err", err)
 	}
 }
 
-// activateLocked records that both receipts are exchanged.
+// activateStep records that both receipts are exchanged (with extra
+// records before it) and installs it: the commitment is ACTIVE here. next
+// is installed with it, when not nil (the counterparty's receipt).
 // REQUIRES: c.mu.
-func (n *Node) activateLocked(ctx context.Context, c *commitment, extra []ledger.Record) error {
-	if c.state != protocol.CommitmentPending {
+func (n *Node) activateStep(c *commitment, extra []ledger.Record, install func()) *step {
+	if c.activated {
 		return nil
 	}
 	recs := append(n.ourReceiptRecord(c), extra...)
 	recs = append(recs, ledger.CommitmentUpdateRecord(n.now(), c.session, c.id, ledger.CommitmentUpdate{State: protocol.CommitmentActive}))
-	if _, err := n.led.Append(ctx, recs...); err != nil {
-		return err
-	}
-	c.oursRecorded = c.ours != nil
-	c.state = protocol.CommitmentActive
-	c.updated = n.now()
-	n.m.commitments.WithLabelValues(string(protocol.CommitmentActive)).Inc()
-	n.publishCommitment(c)
-	return nil
+	return &step{what: "activation", records: recs, settle: func(o *outcome) (*step, error) {
+		if install != nil {
+			install()
+		}
+		c.oursRecorded = c.ours != nil
+		c.activated = true
+		installCommitment(c, c.pc)
+		c.updated = n.now()
+		n.m.commitments.WithLabelValues(string(protocol.CommitmentActive)).Inc()
+		o.publish(commitmentEvent(c), c.local.id.String())
+		return nil, nil
+	}}
 }
 
 // onReceipt receives the acceptor's receipt on the proposer's node.
@@ -282,24 +342,34 @@ func (n *Node) onReceipt(ctx context.Context, from string, raw, keyCert []byte) 
 	}
 	c := n.getCommitment(r.CommitmentID)
 	if c == nil {
-		return &wireResp{Code: "not_found", Message: "no commitment " + r.CommitmentID}
+		return &wireResp{Code: codeNotFound, Message: "no commitment " + r.CommitmentID}
 	}
 	if c.remote.Org != from {
 		return refuse(protocol.ErrNotParty, fmt.Errorf("node %s is not a party to %s", from, c.id))
 	}
-	if err := n.checkReceipt(c, raw, keyCert); err != nil {
-		return refuseErr(err)
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	r, err = n.checkReceipt(c, raw, keyCert)
+	if err != nil {
+		return refuseErr(err)
+	}
 	if c.theirs != nil {
 		return &wireResp{} // already held: a resend
 	}
-	rec := ledger.ReceiptRecord(n.now(), c.session, c.id, raw)
-	if err := n.activateLocked(ctx, c, []ledger.Record{rec}); err != nil {
+	next, err := c.pc.AddReceiptCached(r, n.sigs)
+	if err != nil {
 		return refuseErr(err)
 	}
-	c.theirs = raw
+	rec := ledger.ReceiptRecord(n.now(), c.session, c.id, raw)
+	st := n.activateStep(c, []ledger.Record{rec}, func() { installCommitment(c, next); c.theirs = raw })
+	if st == nil {
+		// Activated without it (cannot happen: the proposer activates
+		// on this receipt); hold it all the same.
+		return &wireResp{}
+	}
+	if err := n.drive(ctx, st); err != nil {
+		return refuseErr(err)
+	}
 	return &wireResp{}
 }
 
@@ -370,18 +440,18 @@ func (n *Node) Commitment(ctx context.Context, p api.Principal, id string) (api.
 
 // REQUIRES: c.mu.
 func commitmentInfoLocked(c *commitment) api.CommitmentInfo {
-	terms, _ := json.Marshal(c.c.Terms)
+	terms, _ := json.Marshal(c.pc.Terms)
 	info := api.CommitmentInfo{
 		CommitmentID: c.id,
-		State:        string(c.state),
+		State:        string(c.stateLocked()),
 		SessionID:    c.session,
 		Terms:        terms,
-		Parties:      []string{c.c.Offer.Sender, c.c.Acceptance.Sender},
+		Parties:      []string{c.pc.Offer.Sender, c.pc.Acceptance.Sender},
 		CreatedAt:    c.created,
 		UpdatedAt:    c.updated,
 		Signatures: []api.SignatureInfo{
-			{Agent: c.c.Offer.Sender, MessageID: c.c.Offer.MessageID, Signature: base64.StdEncoding.EncodeToString(c.c.Offer.Integrity.Signature)},
-			{Agent: c.c.Acceptance.Sender, MessageID: c.c.Acceptance.MessageID, Signature: base64.StdEncoding.EncodeToString(c.c.Acceptance.Integrity.Signature)},
+			{Agent: c.pc.Offer.Sender, MessageID: c.pc.Offer.MessageID, Signature: base64.StdEncoding.EncodeToString(c.pc.Offer.Integrity.Signature)},
+			{Agent: c.pc.Acceptance.Sender, MessageID: c.pc.Acceptance.MessageID, Signature: base64.StdEncoding.EncodeToString(c.pc.Acceptance.Integrity.Signature)},
 		},
 		Receipts: []api.ReceiptInfo{},
 	}
@@ -401,10 +471,12 @@ func commitmentInfoLocked(c *commitment) api.CommitmentInfo {
 	return info
 }
 
-func (n *Node) publishCommitment(c *commitment) {
-	n.bus.publish(api.Event{Type: "commitment", Data: map[string]any{
-		"commitmentId": c.id, "state": c.state, "sessionId": c.session,
-	}}, c.local.id.String())
+// commitmentEvent is the event of c's state.
+// REQUIRES: c.mu.
+func commitmentEvent(c *commitment) api.Event {
+	return api.Event{Type: "commitment", Data: map[string]any{
+		"commitmentId": c.id, "state": c.stateLocked(), "sessionId": c.session,
+	}}
 }
 
 func sessionEvent(s *session) api.Event {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/aspnode/asp/ledger"
 	"github.com/aspnode/asp/protocol"
 	"github.com/fxamacker/cbor/v2"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -200,46 +199,6 @@ func (n *Node) dupAck(ctx context.Context, s *session, v *sessionView, env *prot
 		}
 	}
 	return resp
-}
-
-// consentReplyLocked answers an invitation under the organisation's consent
-// policy: accept, decline, or leave it to the agent (ask).
-// REQUIRES: s.lock.
-func (n *Node) consentReplyLocked(ctx context.Context, s *session, inv *protocol.Envelope) []byte {
-	var p protocol.Performative
-	var body protocol.Body
-	switch {
-	case n.cfg.MinTrust > 0 && n.trustScore(s.remote.String()) < n.cfg.MinTrust:
-		p, body = protocol.Reject, &protocol.RejectBody{ReferenceID: inv.MessageID, Code: "insufficient_trust_score",
-			Reason: fmt.Sprintf("invitations are accepted from agents with a trust score of at least %g", n.cfg.MinTrust)}
-	case n.cfg.Consent == ConsentAsk:
-		return nil
-	case n.cfg.Consent == ConsentAllowList && !contains(n.cfg.Allow, s.remote.Org):
-		p, body = protocol.Reject, &protocol.RejectBody{ReferenceID: inv.MessageID, Code: "policy_violation", Reason: "invitations are accepted from allowed organisations only"}
-	default:
-		p, body = protocol.Accept, &protocol.AcceptBody{ReferenceID: inv.MessageID}
-	}
-	env, err := n.prepare(s, p, body, n.now())
-	if err != nil {
-		n.log.Error("consent reply", "session", s.id, "err", err)
-		return nil
-	}
-	raw, err := protocol.EncodeEnvelope(env)
-	if err != nil {
-		return nil
-	}
-	next := s.ps.Clone()
-	if _, err := next.Step(env, n.now()); err != nil {
-		n.log.Error("consent reply", "session", s.id, "err", err)
-		return nil
-	}
-	if _, err := n.led.Append(ctx, ledger.EnvelopeRecord(ledger.KindMessageSent, env, raw)); err != nil {
-		n.log.Error("consent reply", "session", s.id, "err", err)
-		return nil
-	}
-	s.setPS(next)
-	n.publishMessage(s, env)
-	return raw
 }
 
 func contains(list []string, s string) bool {

@@ -611,7 +611,7 @@ func TestHostileEnvelopes(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Run("receipt for a commitment the peer is not party to", func(t *testing.T) {
-		r, err := protocol.SignCommitmentReceipt(m.party.OrgKey, v.getCommitment(cid).c, 3, cp)
+		r, err := protocol.SignCommitmentReceipt(m.party.OrgKey, v.getCommitment(cid).pc, 3, cp)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -620,7 +620,7 @@ func TestHostileEnvelopes(t *testing.T) {
 		send(t, v, &wireReq{Type: wireReceipt, Receipt: raw}, "unauthorized")
 	})
 	t.Run("receipt in the counterparty's name, sent by a third peer", func(t *testing.T) {
-		r, err := protocol.SignCommitmentReceipt(m.party.OrgKey, v.getCommitment(cid).c, 3, cp)
+		r, err := protocol.SignCommitmentReceipt(m.party.OrgKey, v.getCommitment(cid).pc, 3, cp)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -297,8 +296,7 @@ func TestResendAfterCounterpartyRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = p.buyerNode.SendMessage(ctx, p.buyer, s.SessionID, api.SendMessageRequest{Performative: "PROPOSE", Terms: terms("2.40")})
-	var ae *api.Error
-	if !errors.As(err, &ae) || ae.Code != api.CodeTimeout {
+	if err == nil || api.ErrorFor(err).Code != api.CodeTimeout {
 		t.Fatalf("PROPOSE to a stopped node: %v, want a timeout error", err)
 	}
 	// The move is durable on the buyer's side and blocks the next one.
@@ -400,8 +398,7 @@ func TestTermsTimesNormalised(t *testing.T) {
 	}
 	bad := json.RawMessage(`{"resource":"gpu-hours","quantity":"1","unit":"hour","unitPrice":"1","currency":"USD","deliverBy":"2027-03-15T00:00:00.0001Z"}`)
 	s2, _ := p.buyerNode.OpenSession(ctx, p.buyer, api.OpenSessionRequest{To: p.vendor})
-	var ae *api.Error
-	if _, err := p.buyerNode.SendMessage(ctx, p.buyer, s2.SessionID, api.SendMessageRequest{Performative: "PROPOSE", Terms: bad}); !errors.As(err, &ae) || ae.Code != api.CodeBadRequest {
+	if _, err := p.buyerNode.SendMessage(ctx, p.buyer, s2.SessionID, api.SendMessageRequest{Performative: "PROPOSE", Terms: bad}); err == nil || api.ErrorFor(err).Code != api.CodeBadRequest {
 		t.Fatalf("sub-millisecond deliverBy: %v, want bad_request", err)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 
 	"github.com/aspnode/asp/ledger"
-	"github.com/aspnode/asp/node/api"
 	"github.com/aspnode/asp/protocol"
 )
 
@@ -16,11 +15,6 @@ import (
 // counterparty holds) find out when a move is refused as a replay or a
 // conflict, exchange heads (wireHead) and converge on the transcript both
 // signed, or end the session on both sides. See docs/node.md.
-
-// codeSuperseded is the code of a refusal a node records itself for a
-// pending move of its own that can no longer enter the session: the
-// counterparty moved first, from the same head.
-const codeSuperseded = "superseded"
 
 // kindReconciled is the ledger kind of a reconciliation's outcome in a
 // session (ledger.KindReconciled; body ledger.Reconciled).
@@ -143,7 +137,7 @@ func (n *Node) reconcileLocked(ctx context.Context, s *session) {
 		if length > 0 {
 			req.Head = head[:]
 		}
-		resp, err := n.request(ctx, s.remote.Org, req)
+		resp, err := n.ask(ctx, "session head", s.remote.Org, req)
 		if err != nil {
 			n.log.Debug("reconcile", "session", s.id, "err", err)
 			return
@@ -209,45 +203,18 @@ func (n *Node) adoptLocked(ctx context.Context, s *session, raw []byte) error {
 		}
 		if !pending {
 			rec := ledger.ReconciledRecord(n.now(), s.id, ledger.Reconciled{Adopted: env.MessageID})
-			if _, err := n.led.Append(ctx, rec); err != nil {
+			err := n.drive(ctx, &step{what: "reconciliation", records: []ledger.Record{rec}, settle: func(*outcome) (*step, error) {
+				s.pending = nil
+				return nil, nil
+			}})
+			if err != nil {
 				return err
 			}
-			s.pending = nil
 		}
-		if _, err := n.deliverLocked(ctx, s, env, raw, next, eff, true); err != nil && s.pending == nil {
+		if _, err := n.resendMoveLocked(ctx, s, env, raw, next, eff); err != nil && s.pending == nil {
 			return err
 		}
 		return nil
 	}
 	return fmt.Errorf("%w: %s is not a party", protocol.ErrNotParty, env.Sender)
-}
-
-// endLocked ends s: its transcripts here and at the counterparty cannot
-// converge. The end is recorded; the session reads FAILED with the reason
-// and takes no more moves. tell sends the reason to the counterparty,
-// which ends its side too.
-// REQUIRES: s.lock.
-func (n *Node) endLocked(ctx context.Context, s *session, reason string, tell bool) {
-	if s.ended != "" || s.ps.State().Terminal() {
-		return
-	}
-	rec := ledger.ReconciledRecord(n.now(), s.id, ledger.Reconciled{Ended: reason})
-	if _, err := n.led.Append(ctx, rec); err != nil {
-		n.log.Error("end session", "session", s.id, "err", err)
-		return
-	}
-	n.log.Warn("session ended", "session", s.id, "reason", reason)
-	s.ended, s.pending = reason, nil
-	s.updated = n.now()
-	s.publishView()
-	n.m.sessionsEnded.Inc()
-	n.bus.publish(api.Event{Type: "session", Data: map[string]any{
-		"sessionId": s.id, "state": protocol.StateFailed, "reason": reason, "from": s.remote.String(),
-	}}, s.local.id.String())
-	if tell {
-		h := s.ps.Head()
-		if _, err := n.request(ctx, s.remote.Org, &wireReq{Type: wireHead, Session: s.id, Length: uint64(s.ps.Len()), Head: h[:], Ended: reason}); err != nil {
-			n.log.Debug("end session: tell counterparty", "session", s.id, "err", err)
-		}
-	}
 }

@@ -154,9 +154,10 @@ func (n *Node) recover(ctx context.Context) error {
 					continue
 				}
 				c := &commitment{
-					id: eff.Commitment.ID, c: eff.Commitment, session: id, local: s.local, remote: s.remote,
-					acceptor: m.sent, index: st.index, ours: st.ours, oursRecorded: st.ours != nil, theirs: st.theirs, state: st.state,
-					created: m.env.Timestamp, updated: m.env.Timestamp, expiredAt: st.expiredAt,
+					id: eff.Commitment.ID, session: id, local: s.local, remote: s.remote,
+					acceptor: m.sent, index: st.index, ours: st.ours, oursRecorded: st.ours != nil, theirs: st.theirs,
+					activated: st.state != protocol.CommitmentPending,
+					created:   m.env.Timestamp, updated: m.env.Timestamp, deadline: eff.Commitment.Deadline(),
 				}
 				for _, raw := range st.actions {
 					if !refused[actionID(raw)] {
@@ -170,13 +171,15 @@ func (n *Node) recover(ctx context.Context) error {
 						c.pendingAction = c.actions[len(c.actions)-1]
 					}
 				}
-				if c.state != protocol.CommitmentPending {
-					if v, err := n.protocolViewLocked(c); err == nil {
-						c.state = v.State
-						c.updated = v.Updated
-					}
+				pc, err := n.replayCommitment(eff.Commitment, c, st.expiredAt)
+				if err != nil {
+					n.log.Error("commitment does not replay from the ledger; it reads as formed", "commitment", c.id, "err", err)
+					pc = eff.Commitment
 				}
-				c.settled.Store(settledState(c.state))
+				installCommitment(c, pc)
+				if c.activated {
+					c.updated = pc.Updated
+				}
 				n.commitments[c.id] = c
 			}
 		}
@@ -230,7 +233,7 @@ func (n *Node) resendPending() {
 				n.log.Warn("record our receipt", "commitment", c.id, "err", err)
 			}
 		}
-		if c.state == protocol.CommitmentPending {
+		if !c.activated {
 			if c.ours == nil {
 				if err := n.ensureOurReceiptLocked(ctx, c); err != nil {
 					n.log.Warn("receipt", "commitment", c.id, "err", err)
@@ -241,9 +244,9 @@ func (n *Node) resendPending() {
 				n.sendReceiptLocked(ctx, c)
 			}
 		}
-		if raw := c.pendingAction; raw != nil && c.state != protocol.CommitmentPending {
+		if raw := c.pendingAction; raw != nil && c.activated {
 			n.m.resends.Inc()
-			if resp, err := n.request(ctx, c.remote.Org, &wireReq{Type: wireAction, Action: raw}); err == nil {
+			if resp, err := n.ask(ctx, "action", c.remote.Org, &wireReq{Type: wireAction, Action: raw}); err == nil {
 				c.pendingAction = nil
 				if resp.Code != "" {
 					n.log.Warn("counterparty refused a resent action", "commitment", c.id, "code", resp.Code, "msg", resp.Message)
@@ -254,25 +257,29 @@ func (n *Node) resendPending() {
 	}
 }
 
-// resendLocked resends a pending move and settles it.
-// REQUIRES: s.lock.
-func (n *Node) resendLocked(ctx context.Context, s *session, env *protocol.Envelope) {
-	raw, err := protocol.EncodeEnvelope(env)
-	if err != nil {
-		return
-	}
-	next := s.ps.Clone()
-	eff, err := next.Step(env, env.Timestamp)
-	if err != nil {
-		// The session moved past it: the counterparty cannot hold it.
-		n.log.Warn("pending move no longer applies", "session", s.id, "err", err)
-		rec := ledger.RefusalRecord(n.now(), s.id, "", ledger.Refusal{MessageID: env.MessageID, Code: codeSuperseded, Reason: err.Error()})
-		if _, err := n.led.Append(ctx, rec); err == nil {
-			s.pending = nil
+// replayCommitment derives a recovered commitment's protocol value from
+// what the ledger holds: formed, with its receipts and its actions (our
+// receipt's signature and the agents' are checked again; the
+// counterparty's receipt was checked when it arrived, and is again).
+func (n *Node) replayCommitment(formed *protocol.Commitment, c *commitment, expiredAt time.Time) (*protocol.Commitment, error) {
+	var receipts []*protocol.Receipt
+	for _, raw := range [][]byte{c.ours, c.theirs} {
+		if raw == nil {
+			continue
 		}
-		return
+		r, err := protocol.DecodeReceipt(raw)
+		if err != nil {
+			return nil, err
+		}
+		receipts = append(receipts, r)
 	}
-	if _, err := n.deliverLocked(ctx, s, env, raw, next, eff, true); err != nil {
-		n.log.Debug("resend", "session", s.id, "err", err)
+	var actions []*protocol.Action
+	for _, raw := range c.actions {
+		a, err := protocol.DecodeAction(raw)
+		if err != nil {
+			return nil, err
+		}
+		actions = append(actions, a)
 	}
+	return formed.Replay(receipts, actions, expiredAt, n.sigs)
 }

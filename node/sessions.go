@@ -5,11 +5,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"sync/atomic"
 	"time"
 
-	"github.com/aspnode/asp/ledger"
 	"github.com/aspnode/asp/node/api"
 	"github.com/aspnode/asp/protocol"
 )
@@ -60,13 +58,6 @@ func (s *session) snapshot() *sessionView {
 	return &sessionView{}
 }
 
-// setPS installs a new state of the session and publishes its view.
-// REQUIRES: s.lock.
-func (s *session) setPS(ps *protocol.Session) {
-	s.ps = ps
-	s.publishView()
-}
-
 // REQUIRES: s.lock.
 func (s *session) publishView() {
 	s.view.Store(&sessionView{tr: s.ps.Transcript(), cs: s.ps.Commitments(), ended: s.ended, state: s.ps.State()})
@@ -111,7 +102,7 @@ func (s *session) acquire(ctx context.Context, incoming, priority bool) error {
 		if incoming {
 			return errBusy
 		}
-		return api.Timeout("session %s is busy", s.id)
+		return errorf(protocol.CodeTimeout, "session %s is busy", s.id)
 	}
 }
 
@@ -140,14 +131,14 @@ func (n *Node) putSession(s *session) *session {
 func (n *Node) OpenSession(ctx context.Context, from string, req api.OpenSessionRequest) (api.SessionInfo, error) {
 	la := n.localAgent(from)
 	if la == nil {
-		return api.SessionInfo{}, api.Unauthorized("agent %s is not hosted here", from)
+		return api.SessionInfo{}, errorf(protocol.CodeUnauthorized, "agent %s is not hosted here", from)
 	}
 	to, err := protocol.ParseAgentID(req.To)
 	if err != nil {
-		return api.SessionInfo{}, api.BadRequest("to: %v", err)
+		return api.SessionInfo{}, badRequest("to: %v", err)
 	}
 	if to.Org == n.peerID {
-		return api.SessionInfo{}, api.BadRequest("%s is hosted by this node: sessions join agents of different organisations", req.To)
+		return api.SessionInfo{}, badRequest("%s is hosted by this node: sessions join agents of different organisations", req.To)
 	}
 	now := n.now()
 	sid, err := protocol.NewSessionID(now, n.opts.rand)
@@ -163,7 +154,7 @@ func (n *Node) OpenSession(ctx context.Context, from string, req api.OpenSession
 		created:   now,
 		updated:   now,
 	}
-	s.setPS(protocol.NewSession(n.pcfg, s.id, la.id, to, now))
+	installSession(s, protocol.NewSession(n.pcfg, s.id, la.id, to, now))
 	n.putSession(s)
 	if err := s.acquire(ctx, false, false); err != nil {
 		return api.SessionInfo{}, err
@@ -185,7 +176,7 @@ func (n *Node) OpenSession(ctx context.Context, from string, req api.OpenSession
 			if code == "" {
 				code = "rejected"
 			}
-			return n.sessionInfoLocked(s), api.Errorf(http.StatusForbidden, code, "%s declined the invitation: %s", to, rb.Reason)
+			return n.sessionInfoLocked(s), &Declined{Code: code, Message: fmt.Sprintf("%s declined the invitation: %s", to, rb.Reason)}
 		}
 	}
 	return n.sessionInfoLocked(s), nil
@@ -221,10 +212,10 @@ func (n *Node) SendMessage(ctx context.Context, from, sessionID string, req api.
 	}
 	defer s.release()
 	if s.ended != "" {
-		return api.SendMessageResult{}, api.InvalidTransition("session %s has ended: %s", s.id, s.ended)
+		return api.SendMessageResult{}, invalidTransition("session %s has ended: %s", s.id, s.ended)
 	}
 	if s.pending != nil {
-		return api.SendMessageResult{}, api.Conflict("pending", "the previous move in this session is not yet acknowledged by the counterparty; it is being resent")
+		return api.SendMessageResult{}, errorf(codePending, "the previous move in this session is not yet acknowledged by the counterparty; it is being resent")
 	}
 	env, err := n.prepare(s, p, body, n.now())
 	if err != nil {
@@ -247,144 +238,6 @@ func (n *Node) SendMessage(ctx context.Context, from, sessionID string, req api.
 	return res, nil
 }
 
-// moveLocked makes one outgoing move: check it on a copy of the state
-// machine, record it, send it, and apply it once the counterparty
-// acknowledges. It returns the commitment the move formed, if any.
-// REQUIRES: s.lock.
-func (n *Node) moveLocked(ctx context.Context, s *session, env *protocol.Envelope) (*commitment, error) {
-	now := n.now()
-	next := s.ps.Clone()
-	eff, err := next.Step(env, now)
-	if err != nil {
-		return nil, err
-	}
-	raw, err := protocol.EncodeEnvelope(env)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := n.led.Append(ctx, ledger.EnvelopeRecord(ledger.KindMessageSent, env, raw)); err != nil {
-		return nil, fmt.Errorf("record message: %w", err)
-	}
-	return n.deliverLocked(ctx, s, env, raw, next, eff, false)
-}
-
-// deliverLocked sends a recorded move and settles it. resend says the move
-// may have reached the counterparty before: a "busy" answer then means
-// "later" (the move stays pending), never a refusal, since the peer may
-// hold it.
-// REQUIRES: s.lock.
-func (n *Node) deliverLocked(ctx context.Context, s *session, env *protocol.Envelope, raw []byte, next *protocol.Session, eff protocol.Effects, resend bool) (*commitment, error) {
-	start := time.Now()
-	s.sending.Store(true)
-	resp, err := n.request(ctx, s.remote.Org, &wireReq{Type: wireEnvelope, Envelope: raw})
-	s.sending.Store(false)
-	if err != nil {
-		s.pending = env
-		n.log.Warn("delivery failed; will resend", "session", s.id, "message", env.MessageID, "err", err)
-		return nil, api.Errorf(http.StatusGatewayTimeout, api.CodeTimeout,
-			"message %s is recorded but the counterparty did not acknowledge it yet; it will be resent", env.MessageID)
-	}
-	if resp.Code == codeBusy && resend {
-		// The counterparty did not look at it now; it may hold it from
-		// an earlier delivery. It stays pending and is resent.
-		s.pending = env
-		return nil, api.Conflict("pending", "the counterparty is moving in this session; message %s is recorded and will be resent", env.MessageID)
-	}
-	s.pending = nil
-	if resp.Code != "" {
-		n.m.refusedOutgoing.WithLabelValues(resp.Code).Inc()
-		rec := ledger.RefusalRecord(n.now(), s.id, "", ledger.Refusal{MessageID: env.MessageID, Code: resp.Code, Reason: resp.Message})
-		if _, err := n.led.Append(ctx, rec); err != nil {
-			return nil, err
-		}
-		if resp.Code == codeBusy {
-			return nil, api.Conflict("conflict", "the counterparty moved in this session at the same time; read the session and retry")
-		}
-		if resp.Ended != "" {
-			n.endLocked(ctx, s, "the counterparty ended the session: "+resp.Ended, false)
-		} else if divergent(resp.Code) {
-			// The counterparty's transcript differs from ours: converge
-			// before the agent moves again.
-			n.reconcileLocked(ctx, s)
-		}
-		return nil, &RemoteRefusal{Code: resp.Code, Message: resp.Message}
-	}
-	n.m.moveSeconds.Observe(time.Since(start).Seconds())
-	n.m.messagesSent.Inc()
-	s.setPS(next)
-	s.updated = n.now()
-	n.publishMessage(s, env)
-	var c *commitment
-	if eff.Commitment != nil {
-		c, err = n.commitmentFormed(ctx, s, eff.Commitment, resp.Receipt, resp.KeyCert, true)
-		if err != nil {
-			return nil, err
-		}
-	}
-	if len(resp.Reply) > 0 {
-		if err := n.applyReplyLocked(ctx, s, resp.Reply); err != nil {
-			n.log.Warn("counterparty reply refused", "session", s.id, "err", err)
-		}
-	}
-	return c, nil
-}
-
-// applyReplyLocked applies an envelope the counterparty sent back in its
-// acknowledgement (its answer to our invitation).
-// REQUIRES: s.lock.
-func (n *Node) applyReplyLocked(ctx context.Context, s *session, raw []byte) error {
-	env, err := protocol.DecodeEnvelope(raw)
-	if err != nil {
-		return err
-	}
-	if env.Sender != s.remote.String() {
-		return fmt.Errorf("reply from %s, want %s", env.Sender, s.remote)
-	}
-	_, err = n.receiveLocked(ctx, s, env, raw)
-	return err
-}
-
-// receiveLocked verifies and records an incoming envelope, then applies it.
-// It returns our receipt when the envelope formed a commitment.
-// REQUIRES: s.lock.
-func (n *Node) receiveLocked(ctx context.Context, s *session, env *protocol.Envelope, raw []byte) (*commitment, error) {
-	next := s.ps.Clone()
-	eff, err := next.Step(env, n.now())
-	if err != nil {
-		return nil, err
-	}
-	recs := []ledger.Record{ledger.EnvelopeRecord(ledger.KindMessageReceived, env, raw)}
-	if p := s.pending; p != nil {
-		// The counterparty moved on from the head our pending move
-		// follows: it does not hold that move and never will. The move
-		// is recorded as refused in the same write.
-		ref := ledger.Refusal{MessageID: p.MessageID, Code: codeSuperseded, Reason: "the counterparty moved first: " + env.MessageID}
-		recs = append([]ledger.Record{ledger.RefusalRecord(n.now(), s.id, "", ref)}, recs...)
-	}
-	if eff.Commitment != nil {
-		// The message and the commitment it forms are recorded together.
-		c, err := n.commitmentFormed(ctx, s, eff.Commitment, nil, nil, false, recs...)
-		if err != nil {
-			return nil, err
-		}
-		n.m.messagesReceived.Inc()
-		s.pending = nil
-		s.setPS(next)
-		s.updated = n.now()
-		n.publishMessage(s, env)
-		return c, nil
-	}
-	if _, err := n.led.Append(ctx, recs...); err != nil {
-		return nil, fmt.Errorf("record message: %w", err)
-	}
-	n.m.messagesReceived.Inc()
-	s.pending = nil
-	s.setPS(next)
-	s.updated = n.now()
-	n.publishMessage(s, env)
-	return nil, nil
-}
-
 // tick advances every session's clock: unanswered invitations fail, offers
 // expire.
 func (n *Node) tick() {
@@ -401,12 +254,20 @@ func (n *Node) tick() {
 		default:
 			continue
 		}
-		before := s.ps.State()
-		s.ps.Tick(now)
-		if after := s.ps.State(); after != before {
-			s.updated = now
-			s.publishView()
-			n.bus.publish(api.Event{Type: "session", Data: map[string]any{"sessionId": s.id, "state": after}}, s.local.id.String())
+		if s.ps.Due(now) {
+			// Nothing is recorded: the lapse follows from the signed
+			// messages and the clock, and recovery replays it.
+			next := s.ps.Clone()
+			before := s.ps.State()
+			next.Tick(now)
+			_ = n.drive(n.ctx, &step{what: "lapse", settle: func(o *outcome) (*step, error) {
+				installSession(s, next)
+				if after := next.State(); after != before {
+					s.updated = now
+					o.publish(api.Event{Type: "session", Data: map[string]any{"sessionId": s.id, "state": after}}, s.local.id.String())
+				}
+				return nil, nil
+			}})
 		}
 		s.release()
 	}
@@ -476,17 +337,6 @@ func (n *Node) sessionInfoLocked(s *session) api.SessionInfo {
 	return info
 }
 
-func (n *Node) publishMessage(s *session, env *protocol.Envelope) {
-	if !n.bus.has(s.local.id.String()) {
-		return
-	}
-	b, err := json.Marshal(env)
-	if err != nil {
-		return
-	}
-	n.bus.publish(api.Event{Type: "message", Data: json.RawMessage(b)}, s.local.id.String())
-}
-
 func isInvitation(env *protocol.Envelope) bool {
 	b, ok := env.Body.(*protocol.ProposeBody)
 	return ok && env.Performative == protocol.Propose && b.IsInvitation()
@@ -501,12 +351,12 @@ func hasMessage(s *protocol.Session, id string) bool {
 // referenceId may be given beside the body or inside it.
 func bodyFromRequest(p protocol.Performative, terms json.RawMessage, ref string, body json.RawMessage) (protocol.Body, error) {
 	if !p.Valid() {
-		return nil, api.BadRequest("unknown performative %q", p)
+		return nil, badRequest("unknown performative %q", p)
 	}
 	obj := map[string]json.RawMessage{}
 	if len(body) > 0 {
 		if err := json.Unmarshal(body, &obj); err != nil {
-			return nil, api.BadRequest("body: %v", err)
+			return nil, badRequest("body: %v", err)
 		}
 	}
 	if len(terms) > 0 {
@@ -569,10 +419,10 @@ func normaliseTime(obj map[string]json.RawMessage, field string) error {
 	}
 	t, err := time.Parse(time.RFC3339Nano, str)
 	if err != nil {
-		return api.BadRequest("%s: %q is not an RFC 3339 time", field, str)
+		return badRequest("%s: %q is not an RFC 3339 time", field, str)
 	}
 	if !t.Equal(t.Truncate(time.Millisecond)) {
-		return api.BadRequest("%s: %q is finer than a millisecond", field, str)
+		return badRequest("%s: %q is finer than a millisecond", field, str)
 	}
 	obj[field], _ = json.Marshal(protocol.FormatTime(t))
 	return nil

@@ -115,7 +115,7 @@ func (n *Node) onAttestation(d attest.Delivery) {
 		if err != nil {
 			return
 		}
-		if _, err := n.led.Append(n.ctx, ledger.Record{Kind: ledger.KindAttestation, Time: n.now(), Commitment: d.Attestation.CommitmentID, Body: raw}); err != nil {
+		if _, err := n.record(n.ctx, "attestation", ledger.Record{Kind: ledger.KindAttestation, Time: n.now(), Commitment: d.Attestation.CommitmentID, Body: raw}); err != nil {
 			n.log.Warn("record attestation", "err", err)
 			return
 		}
@@ -221,7 +221,7 @@ func (n *Node) onCommitmentSettled(c *commitment) {
 		return
 	}
 	var outcome attest.Outcome
-	switch c.state {
+	switch c.stateLocked() {
 	case protocol.CommitmentFulfilled:
 		outcome = attest.Fulfilled
 	case protocol.CommitmentExpired:
@@ -231,8 +231,7 @@ func (n *Node) onCommitmentSettled(c *commitment) {
 		}
 		outcome = attest.Expired
 	case protocol.CommitmentBreached:
-		v, err := n.protocolViewLocked(c)
-		if err != nil || len(v.Actions) == 0 || v.Actions[len(v.Actions)-1].Breacher != c.remote.String() {
+		if v := c.pc; len(v.Actions) == 0 || v.Actions[len(v.Actions)-1].Breacher != c.remote.String() {
 			return
 		}
 		outcome = attest.Breached
@@ -241,12 +240,7 @@ func (n *Node) onCommitmentSettled(c *commitment) {
 	}
 	// The evidence is the commitment with both organisations' receipts:
 	// without the counterparty's, no observer counts it.
-	pc, err := n.protocolViewLocked(c)
-	if err != nil {
-		n.log.Warn("attestation", "commitment", c.id, "err", err)
-		return
-	}
-	a, err := attest.FromCommitment(pc, outcome, n.now(), c.local.key, c.local.cert)
+	a, err := attest.FromCommitment(c.pc, outcome, n.now(), c.local.key, c.local.cert)
 	if err != nil {
 		n.log.Warn("attestation", "commitment", c.id, "err", err)
 		return
@@ -261,7 +255,7 @@ func (n *Node) onCommitmentSettled(c *commitment) {
 	t.recorded[h] = true
 	t.mu.Unlock()
 	// Recorded before it is published.
-	if _, err := n.led.Append(n.ctx, ledger.Record{Kind: ledger.KindAttestation, Time: a.Time, Session: c.session, Commitment: c.id, Body: raw}); err != nil {
+	if _, err := n.record(n.ctx, "attestation", ledger.Record{Kind: ledger.KindAttestation, Time: a.Time, Session: c.session, Commitment: c.id, Body: raw}); err != nil {
 		n.log.Warn("record attestation", "commitment", c.id, "err", err)
 		return
 	}

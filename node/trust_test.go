@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"path/filepath"
 	"testing"
 	"time"
@@ -108,8 +107,7 @@ func TestInvitationBelowMinTrust(t *testing.T) {
 	ra, _ := a.CreateAgent(ctx, api.CreateAgentRequest{Name: "newcomer"})
 	rb, _ := b.CreateAgent(ctx, api.CreateAgentRequest{Name: "vendor"})
 	s, err := a.OpenSession(ctx, ra.AgentID, api.OpenSessionRequest{To: rb.AgentID})
-	var ae *api.Error
-	if !errors.As(err, &ae) || ae.Code != "insufficient_trust_score" {
+	if err == nil || api.ErrorFor(err).Code != "insufficient_trust_score" {
 		t.Fatalf("invitation below the trust threshold: %v, want insufficient_trust_score", err)
 	}
 	if s.State != "FAILED" {

@@ -376,8 +376,7 @@ func TestBusyResendStaysPending(t *testing.T) {
 		return nil, nil
 	})
 	_, err := v.SendMessage(ctx, vendor, sid, api.SendMessageRequest{Performative: "COUNTER", Terms: terms("2.80")})
-	var ae *api.Error
-	if !errors.As(err, &ae) || ae.Code != api.CodeTimeout {
+	if err == nil || api.ErrorFor(err).Code != api.CodeTimeout {
 		t.Fatalf("COUNTER with a lost acknowledgement: %v, want a timeout", err)
 	}
 	await(t, buyer.got, "the COUNTER")
@@ -546,8 +545,7 @@ func TestDivergedTranscriptsEndCleanly(t *testing.T) {
 		t.Fatalf("session %s (%q), want FAILED with a reason", info.State, info.Reason)
 	}
 	_, err = v.SendMessage(ctx, vendor, sid, api.SendMessageRequest{Performative: "CLOSE"})
-	var ae *api.Error
-	if !errors.As(err, &ae) || ae.Code != api.CodeInvalidTransition {
+	if err == nil || api.ErrorFor(err).Code != api.CodeInvalidTransition {
 		t.Fatalf("a move in an ended session: %v", err)
 	}
 	if resp := buyer.request(t, v, envReq(t, q)); resp.Code != protocol.CodeInvalidTransition {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"github.com/aspnode/asp/ledger"
-	"github.com/aspnode/asp/protocol"
 	"github.com/fxamacker/cbor/v2"
 )
 
@@ -61,24 +60,6 @@ type wireResp struct {
 	Tail   [][]byte `cbor:"8,keyasint,omitempty"`
 	Ended  string   `cbor:"9,keyasint,omitempty"`
 }
-
-// codeBusy is the refusal a node answers while it is itself sending in the
-// session and the incoming move does not have priority (protocol's code,
-// retryable).
-const codeBusy = protocol.CodeBusy
-
-// RemoteRefusal is a counterparty node's refusal of a request.
-type RemoteRefusal struct {
-	Code    string
-	Message string
-}
-
-func (e *RemoteRefusal) Error() string {
-	return fmt.Sprintf("counterparty refused: %s: %s", e.Code, e.Message)
-}
-
-// ASPCode reports the refusal's ASP error code.
-func (e *RemoteRefusal) ASPCode() string { return e.Code }
 
 var wireDec, _ = cbor.DecOptions{MaxArrayElements: 16, MaxMapPairs: 16, MaxNestedLevels: 4}.DecMode()
 
