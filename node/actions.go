@@ -21,15 +21,8 @@ import (
 // nodes do so on their own: the deadline is in the signed terms.
 func (n *Node) expireDue(ctx context.Context) {
 	now := n.now()
-	n.sessMu.RLock()
-	var due []*commitment
-	for _, c := range n.commitments {
-		// The deadline is immutable; the state is checked under c.mu below.
-		if d := c.deadline; !d.IsZero() && now.After(d) {
-			due = append(due, c)
-		}
-	}
-	n.sessMu.RUnlock()
+	// The deadline is immutable; the state is checked under c.mu below.
+	due := n.commitments.list(func(c *commitment) bool { return !c.deadline.IsZero() && now.After(c.deadline) })
 	for _, c := range due {
 		c.mu.Lock()
 		if c.stateLocked() == protocol.CommitmentActive {

@@ -71,11 +71,7 @@ func (c *commitment) stateLocked() protocol.CommitmentState {
 	return c.pc.State
 }
 
-func (n *Node) getCommitment(id string) *commitment {
-	n.sessMu.RLock()
-	defer n.sessMu.RUnlock()
-	return n.commitments[id]
-}
+func (n *Node) getCommitment(id string) *commitment { return n.commitments.get(id) }
 
 // formed is a commitment a session step just formed, before its records
 // are durable.
@@ -129,9 +125,7 @@ func (n *Node) installFormed(f *formed, o *outcome) *commitment {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	installCommitment(c, c.pc)
-	n.sessMu.Lock()
-	n.commitments[c.id] = c
-	n.sessMu.Unlock()
+	n.commitments.put(c)
 	n.m.commitments.WithLabelValues(string(protocol.CommitmentPending)).Inc()
 	if err := n.ensureOurReceiptLocked(o.ctx, c); err != nil {
 		n.log.Warn("receipt", "commitment", c.id, "err", err)
@@ -409,14 +403,7 @@ func (cp *checkpointer) covering(ctx context.Context, l *ledger.Ledger, index ui
 
 // Commitments implements api.Backend.
 func (n *Node) Commitments(ctx context.Context, p api.Principal) ([]api.CommitmentInfo, error) {
-	n.sessMu.RLock()
-	var list []*commitment
-	for _, c := range n.commitments {
-		if p.Admin || c.local.id.String() == p.Agent {
-			list = append(list, c)
-		}
-	}
-	n.sessMu.RUnlock()
+	list := n.commitments.list(func(c *commitment) bool { return p.Admin || c.local.id.String() == p.Agent })
 	out := make([]api.CommitmentInfo, 0, len(list))
 	for _, c := range list {
 		c.mu.Lock()

@@ -157,11 +157,7 @@ func (n *Node) dropIfEmpty(s *session) {
 	if len(s.ps.Transcript()) > 0 {
 		return
 	}
-	n.sessMu.Lock()
-	if n.sessions[s.id] == s {
-		delete(n.sessions, s.id)
-	}
-	n.sessMu.Unlock()
+	n.sessions.drop(s)
 }
 
 // dupAck answers a resent envelope we already hold: the same answer as the

@@ -68,74 +68,81 @@ func inboundCounts(s *session, now time.Time) bool {
 // protocol.ErrCapacityUnavailable and s is not kept.
 func (n *Node) admitInbound(s *session) (*session, error) {
 	org := s.remote.Org
-	n.sessMu.Lock()
-	defer n.sessMu.Unlock()
-	if old := n.sessions[s.id]; old != nil {
+	t := n.sessions
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if old := t.byID[s.id]; old != nil {
 		return old, nil
 	}
 	now := n.now()
 	// Sessions that stopped counting are dropped from the count only when
 	// it reaches the bound: the common invitation costs no scan.
-	held := len(n.inbound[org])
+	held := len(t.inbound[org])
 	if held >= n.cfg.MaxInboundSessionsPerOrg {
-		held = n.pruneInboundLocked(org, now)
+		held = t.pruneInboundLocked(org, now)
 	}
 	if held >= n.cfg.MaxInboundSessionsPerOrg {
 		n.m.sessionsRefused.WithLabelValues("org").Inc()
 		return nil, fmt.Errorf("%w: %d sessions opened by %s are open here, the most this node keeps per organisation; close one or retry later",
 			protocol.ErrCapacityUnavailable, n.cfg.MaxInboundSessionsPerOrg, org)
 	}
-	if n.inboundN >= n.cfg.MaxInboundSessions {
+	if t.inboundN >= n.cfg.MaxInboundSessions {
 		// Drop what has ended since it was counted, then look again. This
 		// scans every inbound session, but only at the bound.
-		for o := range n.inbound {
-			n.pruneInboundLocked(o, now)
+		for o := range t.inbound {
+			t.pruneInboundLocked(o, now)
 		}
-		if n.inboundN >= n.cfg.MaxInboundSessions && !n.hasBusinessLocked(org) {
+		if t.inboundN >= n.cfg.MaxInboundSessions && !n.hasBusinessLocked(org) {
 			n.m.sessionsRefused.WithLabelValues("node").Inc()
 			return nil, fmt.Errorf("%w: %d sessions opened by other organisations are open here, the most this node keeps; retry later",
 				protocol.ErrCapacityUnavailable, n.cfg.MaxInboundSessions)
 		}
 	}
-	n.sessions[s.id] = s
-	n.trackInboundLocked(s, now)
+	t.byID[s.id] = s
+	t.trackInboundLocked(s, now)
 	return s, nil
 }
 
-// trackInboundLocked counts s if the counterparty opened it and it is open.
-// REQUIRES: n.sessMu held for writing.
-func (n *Node) trackInboundLocked(s *session, now time.Time) {
+// trackInbound counts s if the counterparty opened it and it is open.
+func (n *Node) trackInbound(s *session, now time.Time) {
+	n.sessions.mu.Lock()
+	defer n.sessions.mu.Unlock()
+	n.sessions.trackInboundLocked(s, now)
+}
+
+// REQUIRES: t.mu held for writing.
+func (t *sessionTable) trackInboundLocked(s *session, now time.Time) {
 	if s.initiator || !inboundCounts(s, now) {
 		return
 	}
-	if n.inbound == nil {
-		n.inbound = make(map[string]map[*session]struct{})
+	if t.inbound == nil {
+		t.inbound = make(map[string]map[*session]struct{})
 	}
-	set := n.inbound[s.remote.Org]
+	set := t.inbound[s.remote.Org]
 	if set == nil {
 		set = make(map[*session]struct{})
-		n.inbound[s.remote.Org] = set
+		t.inbound[s.remote.Org] = set
 	}
 	if _, ok := set[s]; !ok {
 		set[s] = struct{}{}
-		n.inboundN++
+		t.inboundN++
 	}
 }
 
 // pruneInboundLocked forgets org's sessions that no longer count (ended,
 // a deal made, idle) or were dropped (an invitation refused), and returns
 // how many still count.
-// REQUIRES: n.sessMu held for writing.
-func (n *Node) pruneInboundLocked(org string, now time.Time) int {
-	set := n.inbound[org]
+// REQUIRES: t.mu held for writing.
+func (t *sessionTable) pruneInboundLocked(org string, now time.Time) int {
+	set := t.inbound[org]
 	for s := range set {
-		if n.sessions[s.id] != s || !inboundCounts(s, now) {
+		if t.byID[s.id] != s || !inboundCounts(s, now) {
 			delete(set, s)
-			n.inboundN--
+			t.inboundN--
 		}
 	}
 	if len(set) == 0 {
-		delete(n.inbound, org)
+		delete(t.inbound, org)
 	}
 	return len(set)
 }

@@ -1,11 +1,3 @@
-// Package node composes protocol, ledger, p2p and registry into a running
-// organisation node: it hosts agents, drives their sessions, records every
-// decision in the ledger before acting on it, exchanges receipts with
-// counterparties, and serves the local HTTP API.
-//
-// Concurrency: each session is driven under its own lock (one move at a
-// time); the ledger's group commit lets many sessions share one fsync. The
-// node owns every goroutine it starts and stops them in Close.
 package node
 
 import (
@@ -119,14 +111,8 @@ type Node struct {
 	agents  map[string]*localAgent // by agent id
 	tokens  map[string]*localAgent // by hex(sha256(token))
 
-	sessMu      sync.RWMutex
-	sessions    map[string]*session    // by session id
-	commitments map[string]*commitment // by commitment id
-	// inbound holds, by remote organisation, the sessions it opened with
-	// us that were open when last looked at; inboundN is their number
-	// (inbound.go).
-	inbound  map[string]map[*session]struct{}
-	inboundN int
+	sessions    *sessionTable
+	commitments *commitmentBook
 
 	ext extensions // registry, trust: optional parts wired in Start
 
@@ -159,8 +145,8 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 		log:         o.logger,
 		agents:      make(map[string]*localAgent),
 		tokens:      make(map[string]*localAgent),
-		sessions:    make(map[string]*session),
-		commitments: make(map[string]*commitment),
+		sessions:    newSessionTable(),
+		commitments: newCommitmentBook(),
 		sigs:        newSigCache(),
 		keyCerts:    memo[keyCertEntry]{max: keyCertCacheMax},
 		checkpoints: memo[uint64]{max: checkpointCacheMax},

@@ -31,19 +31,17 @@ func (n *Node) protection() (protected func(peer.ID) bool, recovered func()) {
 // only for a stream beyond the shared budget, or an invitation beyond the
 // node-wide bound.
 func (n *Node) hasBusiness(p peer.ID) bool {
-	n.sessMu.RLock()
-	defer n.sessMu.RUnlock()
+	n.sessions.mu.RLock()
+	defer n.sessions.mu.RUnlock()
 	return n.hasBusinessLocked(p.String())
 }
 
-// REQUIRES: n.sessMu (read or write).
+// REQUIRES: n.sessions.mu (read or write).
 func (n *Node) hasBusinessLocked(org string) bool {
-	for _, c := range n.commitments {
-		if c.remote.Org == org && !c.settled.Load() {
-			return true
-		}
+	if n.commitments.any(func(c *commitment) bool { return c.remote.Org == org && !c.settled.Load() }) {
+		return true
 	}
-	for _, s := range n.sessions {
+	for _, s := range n.sessions.byID {
 		if s.initiator && s.remote.Org == org && sessionOpen(s) {
 			return true
 		}

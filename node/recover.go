@@ -180,17 +180,17 @@ func (n *Node) recover(ctx context.Context) error {
 				if c.activated {
 					c.updated = pc.Updated
 				}
-				n.commitments[c.id] = c
+				n.commitments.put(c)
 			}
 		}
 		if s.ended = ended[id]; s.ended != "" {
 			s.pending = nil
 		}
 		s.publishView()
-		n.sessions[id] = s
-		n.trackInboundLocked(s, n.now())
+		n.sessions.put(s)
+		n.trackInbound(s, n.now())
 	}
-	n.log.Info("recovered", "entries", size, "sessions", len(n.sessions), "commitments", len(n.commitments))
+	n.log.Info("recovered", "entries", size, "sessions", n.sessions.len(), "commitments", n.commitments.len())
 	return nil
 }
 
@@ -200,17 +200,7 @@ func (n *Node) resendPending() {
 	ctx := n.ctx
 	// Candidates are read without their locks; each is checked again
 	// under its own lock.
-	n.sessMu.RLock()
-	ss := make([]*session, 0, len(n.sessions))
-	for _, s := range n.sessions {
-		ss = append(ss, s)
-	}
-	cs := make([]*commitment, 0, len(n.commitments))
-	for _, c := range n.commitments {
-		cs = append(cs, c)
-	}
-	n.sessMu.RUnlock()
-	for _, s := range ss {
+	for _, s := range n.sessions.list(nil) {
 		select {
 		case s.lock <- struct{}{}:
 		default:
@@ -222,7 +212,7 @@ func (n *Node) resendPending() {
 		}
 		s.release()
 	}
-	for _, c := range cs {
+	for _, c := range n.commitments.list(nil) {
 		if !c.mu.TryLock() {
 			continue
 		}

@@ -108,23 +108,7 @@ func (s *session) acquire(ctx context.Context, incoming, priority bool) error {
 
 func (s *session) release() { <-s.lock }
 
-func (n *Node) getSession(id string) *session {
-	n.sessMu.RLock()
-	defer n.sessMu.RUnlock()
-	return n.sessions[id]
-}
-
-// putSession inserts s unless a session with its id exists; it returns the
-// session in the map.
-func (n *Node) putSession(s *session) *session {
-	n.sessMu.Lock()
-	defer n.sessMu.Unlock()
-	if old := n.sessions[s.id]; old != nil {
-		return old
-	}
-	n.sessions[s.id] = s
-	return s
-}
+func (n *Node) getSession(id string) *session { return n.sessions.get(id) }
 
 // OpenSession implements api.Backend: it invites the counterparty and, under
 // its consent policy, usually returns an introduced session.
@@ -155,7 +139,7 @@ func (n *Node) OpenSession(ctx context.Context, from string, req api.OpenSession
 		updated:   now,
 	}
 	installSession(s, protocol.NewSession(n.pcfg, s.id, la.id, to, now))
-	n.putSession(s)
+	n.sessions.put(s)
 	if err := s.acquire(ctx, false, false); err != nil {
 		return api.SessionInfo{}, err
 	}
@@ -242,13 +226,7 @@ func (n *Node) SendMessage(ctx context.Context, from, sessionID string, req api.
 // expire.
 func (n *Node) tick() {
 	now := n.now()
-	n.sessMu.RLock()
-	list := make([]*session, 0, len(n.sessions))
-	for _, s := range n.sessions {
-		list = append(list, s)
-	}
-	n.sessMu.RUnlock()
-	for _, s := range list {
+	for _, s := range n.sessions.list(nil) {
 		select {
 		case s.lock <- struct{}{}:
 		default:
@@ -288,14 +266,7 @@ func (n *Node) Session(ctx context.Context, p api.Principal, sessionID string) (
 
 // Sessions implements api.SessionLister.
 func (n *Node) Sessions(ctx context.Context, p api.Principal) ([]api.SessionInfo, error) {
-	n.sessMu.RLock()
-	var list []*session
-	for _, s := range n.sessions {
-		if p.Admin || s.local.id.String() == p.Agent {
-			list = append(list, s)
-		}
-	}
-	n.sessMu.RUnlock()
+	list := n.sessions.list(func(s *session) bool { return p.Admin || s.local.id.String() == p.Agent })
 	out := make([]api.SessionInfo, 0, len(list))
 	for _, s := range list {
 		if err := s.acquire(ctx, false, false); err != nil {

@@ -2,10 +2,8 @@ package node
 
 import (
 	"context"
-	"encoding/hex"
 	"time"
 
-	"github.com/aspnode/asp/node/api"
 	"github.com/aspnode/asp/p2p"
 	"github.com/fxamacker/cbor/v2"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -58,30 +56,4 @@ func (n *Node) spawn(f func()) {
 		defer n.wg.Done()
 		f()
 	}()
-}
-
-// Checkpoint implements api.Backend.
-func (n *Node) Checkpoint(ctx context.Context) ([]byte, error) {
-	return n.led.Checkpoint(ctx)
-}
-
-// Entries implements api.Backend.
-func (n *Node) Entries(ctx context.Context, from, limit uint64) (api.EntriesPage, error) {
-	size := n.led.Size()
-	page := api.EntriesPage{Size: size, Entries: []api.EntryInfo{}}
-	if from >= size {
-		return page, nil
-	}
-	ents, err := n.led.Entries(from, limit)
-	if err != nil {
-		return page, err
-	}
-	for _, e := range ents {
-		h := e.Hash()
-		page.Entries = append(page.Entries, api.EntryInfo{
-			Index: e.Index, Time: e.Time, Kind: e.Kind.String(), Session: e.Session, Commitment: e.Commitment,
-			PrevHash: hex.EncodeToString(e.PrevHash[:]), Hash: hex.EncodeToString(h[:]), Body: e.Body,
-		})
-	}
-	return page, nil
 }
