@@ -29,7 +29,7 @@ func (n *Node) handleWire(ctx context.Context, from peer.ID, req []byte) ([]byte
 		case wireHead:
 			resp = n.onHead(from.String(), r)
 		default:
-			resp = &wireResp{Code: "bad_request", Message: fmt.Sprintf("unknown request type %d", r.Type)}
+			resp = &wireResp{Code: protocol.CodeBadRequest, Message: fmt.Sprintf("unknown request type %d", r.Type)}
 		}
 	}
 	if resp.Code != "" {
@@ -49,15 +49,15 @@ func refuse(code error, err error) *wireResp {
 	return &wireResp{Code: c, Message: err.Error()}
 }
 
+// refuseErr turns an error of the engine into a refusal with its code
+// (codeOf: the node's own, or protocol's table); a counterparty's refusal
+// passed on keeps its code and message.
 func refuseErr(err error) *wireResp {
-	if errors.Is(err, errBusy) {
-		return &wireResp{Code: codeBusy, Message: err.Error()}
-	}
 	var rr *RemoteRefusal
 	if errors.As(err, &rr) {
 		return &wireResp{Code: rr.Code, Message: rr.Message}
 	}
-	return &wireResp{Code: protocol.ErrorCode(err), Message: err.Error()}
+	return &wireResp{Code: codeOf(err), Message: err.Error()}
 }
 
 // onEnvelope receives a session envelope from the node of its sender.
@@ -75,12 +75,12 @@ func (n *Node) onEnvelope(ctx context.Context, from string, raw []byte) *wireRes
 	}
 	la := n.localAgent(env.Recipient)
 	if la == nil {
-		return &wireResp{Code: "not_found", Message: "no agent " + env.Recipient + " here"}
+		return &wireResp{Code: codeNotFound, Message: "no agent " + env.Recipient + " here"}
 	}
 	s := n.getSession(env.SessionID)
 	if s == nil {
 		if !isInvitation(env) {
-			return &wireResp{Code: "not_found", Message: "no session " + env.SessionID}
+			return &wireResp{Code: codeNotFound, Message: "no session " + env.SessionID}
 		}
 		now := n.now()
 		s, err = n.admitInbound(&session{

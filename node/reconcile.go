@@ -46,7 +46,7 @@ func divergentErr(err error) bool {
 func (n *Node) onHead(from string, r *wireReq) *wireResp {
 	s := n.getSession(r.Session)
 	if s == nil {
-		return &wireResp{Code: "not_found", Message: "no session " + r.Session}
+		return &wireResp{Code: codeNotFound, Message: "no session " + r.Session}
 	}
 	if s.remote.Org != from {
 		return refuse(protocol.ErrNotParty, fmt.Errorf("node %s is not a party to session %s", from, r.Session))
