@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"net/http"
 	"sort"
 	"time"
 
@@ -70,7 +69,7 @@ func (n *Node) hydrate(r *agentRecord) (*localAgent, error) {
 // Authenticate implements api.Backend.
 func (n *Node) Authenticate(token string) (api.Principal, error) {
 	if token == "" {
-		return api.Principal{}, api.Unauthorized("missing token")
+		return api.Principal{}, errorf(protocol.CodeUnauthorized, "missing token")
 	}
 	h := tokenHash(token)
 	if tokenMatches(h, n.adminHash) {
@@ -80,7 +79,7 @@ func (n *Node) Authenticate(token string) (api.Principal, error) {
 	a := n.tokens[hex.EncodeToString(h)]
 	n.mu.RUnlock()
 	if a == nil {
-		return api.Principal{}, api.Unauthorized("unknown token")
+		return api.Principal{}, errorf(protocol.CodeUnauthorized, "unknown token")
 	}
 	return api.Principal{Agent: a.id.String()}, nil
 }
@@ -89,12 +88,12 @@ func (n *Node) Authenticate(token string) (api.Principal, error) {
 func (n *Node) CreateAgent(ctx context.Context, req api.CreateAgentRequest) (api.CreateAgentResponse, error) {
 	id := protocol.AgentID{Org: n.peerID, Name: req.Name}
 	if err := id.Validate(); err != nil {
-		return api.CreateAgentResponse{}, api.BadRequest("agent name %q: letters, digits, '.', '_' or '-', at most 64", req.Name)
+		return api.CreateAgentResponse{}, badRequest("agent name %q: letters, digits, '.', '_' or '-', at most 64", req.Name)
 	}
 	// Certificates and cards carry capabilities in one normal form.
 	caps, err := registry.NormalizeCapabilities(req.Capabilities)
 	if err != nil {
-		return api.CreateAgentResponse{}, api.BadRequest("%v", err)
+		return api.CreateAgentResponse{}, badRequest("%v", err)
 	}
 	req.Capabilities = caps
 	pub, priv, err := ed25519.GenerateKey(n.opts.rand)
@@ -110,7 +109,7 @@ func (n *Node) CreateAgent(ctx context.Context, req api.CreateAgentRequest) (api
 	// never be discovered, so it is not created.
 	if err := registry.CheckAgent(n.peerID, registry.Agent{Name: req.Name, Description: req.Description,
 		Capabilities: req.Capabilities, PublicKey: pub, Certificate: cert}); err != nil {
-		return api.CreateAgentResponse{}, &api.Error{Status: http.StatusBadRequest, Code: api.CodeBadRequest, Message: err.Error(), Err: err}
+		return api.CreateAgentResponse{}, &Error{Code: protocol.CodeBadRequest, Message: err.Error(), Err: err}
 	}
 	certBytes, err := cert.MarshalCBOR()
 	if err != nil {
@@ -134,7 +133,7 @@ func (n *Node) CreateAgent(ctx context.Context, req api.CreateAgentRequest) (api
 	defer n.agentMu.Unlock()
 	if err := n.st.putAgent(rec); err != nil {
 		if err == errDuplicate {
-			return api.CreateAgentResponse{}, api.Conflict(api.CodeDuplicate, "agent %s exists", id)
+			return api.CreateAgentResponse{}, errorf(protocol.CodeDuplicate, "agent %s exists", id)
 		}
 		return api.CreateAgentResponse{}, err
 	}

@@ -76,6 +76,40 @@ func TestOnlyTheDriverWritesAndSends(t *testing.T) {
 	}
 }
 
+// TestEngineChoosesNoHTTPStatus: the node returns errors with ASP codes
+// (errors.go); node/api alone maps them to HTTP statuses.
+func TestEngineChoosesNoHTTPStatus(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	apiErrors := map[string]bool{"Errorf": true, "BadRequest": true, "Unauthorized": true, "Forbidden": true,
+		"NotFound": true, "Conflict": true, "InvalidTransition": true, "Timeout": true, "Internal": true}
+	fset := token.NewFileSet()
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			sel, ok := n.(*ast.SelectorExpr)
+			if !ok {
+				return true
+			}
+			switch {
+			case isIdent(sel.X, "api") && apiErrors[sel.Sel.Name]:
+				t.Errorf("%s: api.%s: the engine returns coded errors, not HTTP answers", fset.Position(sel.Pos()), sel.Sel.Name)
+			case isIdent(sel.X, "http") && strings.HasPrefix(sel.Sel.Name, "Status"):
+				t.Errorf("%s: http.%s: the engine chooses no HTTP status", fset.Position(sel.Pos()), sel.Sel.Name)
+			}
+			return true
+		})
+	}
+}
+
 func isIdent(e ast.Expr, name string) bool {
 	id, ok := e.(*ast.Ident)
 	return ok && id.Name == name

@@ -111,7 +111,7 @@ func (n *Node) onAgentRemoved(a *localAgent) {
 // "a2a" in the context the A2A document is returned instead.
 func (n *Node) AgentCard(ctx context.Context, agentID string) (json.RawMessage, error) {
 	if _, err := protocol.ParseAgentID(agentID); err != nil {
-		return nil, api.BadRequest("agent id: %v", err)
+		return nil, badRequest("agent id: %v", err)
 	}
 	if c, ok := n.ext.reg.Card(agentID); ok {
 		return json.Marshal(c)
@@ -131,7 +131,7 @@ func (n *Node) Discover(ctx context.Context, q api.DiscoverQuery) (api.DiscoverR
 	res, err := n.ext.reg.Discover(ctx, q.Capability, q.MinTrust, q.Limit)
 	if err != nil {
 		if errors.Is(err, registry.ErrBadCapability) {
-			return api.DiscoverResult{}, api.BadRequest("%v", err)
+			return api.DiscoverResult{}, badRequest("%v", err)
 		}
 		return api.DiscoverResult{}, err
 	}

@@ -197,7 +197,7 @@ func (n *Node) trustView(agentID string) (float64, string, int) {
 // Trust implements api.Backend.
 func (n *Node) Trust(ctx context.Context, agentID string) (api.TrustInfo, error) {
 	if _, err := protocol.ParseAgentID(agentID); err != nil {
-		return api.TrustInfo{}, api.BadRequest("agent id: %v", err)
+		return api.TrustInfo{}, badRequest("agent id: %v", err)
 	}
 	n.ext.trust.mu.Lock()
 	n.ext.trust.dirty = true // an explicit question gets a fresh answer
