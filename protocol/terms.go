@@ -18,8 +18,20 @@ type Terms struct {
 	Currency   string            // ISO 4217 code or token symbol: [A-Z][A-Z0-9]{2,7} (required)
 	DeliverBy  time.Time         // deadline of delivery; zero for none
 	Penalty    string            // free text, e.g. "5% per day late"
-	Arbiter    string            // agent id of the arbiter of disputes, optional
+	Arbiter    string            // agent id of the arbiter of disputes, optional; of a third organisation
 	Attributes map[string]string // free attributes, at most 64
+
+	// Provider is the agent id of the party that delivers (and is paid);
+	// the other party is the buyer. Optional: when empty, the acceptor of
+	// the commitment is the provider (Commitment.Provider).
+	Provider string
+	// PayBy is the deadline of payment, owed by the buyer; zero for none.
+	PayBy time.Time
+	// PayWithin is the time the buyer has to pay, counted from the
+	// commitment's acceptance (its Created time); zero for none. On the
+	// wire it is a restricted ISO-8601 duration (FormatPeriod). At most
+	// one of PayBy and PayWithin is set.
+	PayWithin time.Duration
 }
 
 var currencyRE = regexp.MustCompile(`^[A-Z][A-Z0-9]{2,7}$`)
@@ -51,6 +63,17 @@ func (t *Terms) Validate() error {
 	if err := checkAgent("terms.arbiter", t.Arbiter, false); err != nil {
 		return err
 	}
+	if err := checkAgent("terms.provider", t.Provider, false); err != nil {
+		return err
+	}
+	if !t.PayBy.IsZero() && t.PayWithin != 0 {
+		return fmt.Errorf("%w: terms.payBy and terms.payWithin are exclusive", ErrMalformed)
+	}
+	if t.PayWithin != 0 {
+		if _, err := ParsePeriod(FormatPeriod(t.PayWithin)); err != nil {
+			return fmt.Errorf("terms.payWithin: %w", err)
+		}
+	}
 	return checkMap("terms.attributes", t.Attributes)
 }
 
@@ -71,8 +94,17 @@ func (t Terms) With(patch Terms) Terms {
 	set(&out.Currency, patch.Currency)
 	set(&out.Penalty, patch.Penalty)
 	set(&out.Arbiter, patch.Arbiter)
+	set(&out.Provider, patch.Provider)
 	if !patch.DeliverBy.IsZero() {
 		out.DeliverBy = Millis(patch.DeliverBy)
+	}
+	// payBy and payWithin exclude each other: a patch setting one clears
+	// the other.
+	if !patch.PayBy.IsZero() {
+		out.PayBy, out.PayWithin = Millis(patch.PayBy), 0
+	}
+	if patch.PayWithin != 0 {
+		out.PayWithin, out.PayBy = patch.PayWithin, time.Time{}
 	}
 	if len(t.Attributes)+len(patch.Attributes) > 0 {
 		out.Attributes = maps.Clone(t.Attributes)
@@ -97,11 +129,16 @@ type wireTerms struct {
 	Penalty    string            `cbor:"penalty,omitempty" json:"penalty,omitempty"`
 	Arbiter    string            `cbor:"arbiter,omitempty" json:"arbiter,omitempty"`
 	Attributes map[string]string `cbor:"attributes,omitempty" json:"attributes,omitempty"`
+	// Added after asp/1.0's first vectors; absent when empty, so terms
+	// without them encode exactly as before.
+	Provider  string `cbor:"provider,omitempty" json:"provider,omitempty"`
+	PayBy     string `cbor:"payBy,omitempty" json:"payBy,omitempty"`
+	PayWithin string `cbor:"payWithin,omitempty" json:"payWithin,omitempty"`
 }
 
 func (t Terms) wire() wireTerms {
 	return wireTerms{t.Resource, t.Quantity, t.Unit, t.UnitPrice, t.Currency, FormatTime(t.DeliverBy),
-		t.Penalty, t.Arbiter, t.Attributes}
+		t.Penalty, t.Arbiter, t.Attributes, t.Provider, FormatTime(t.PayBy), FormatPeriod(t.PayWithin)}
 }
 
 func (w wireTerms) terms() (Terms, error) {
@@ -109,11 +146,20 @@ func (w wireTerms) terms() (Terms, error) {
 	if err != nil {
 		return Terms{}, fmt.Errorf("terms.deliverBy: %w", err)
 	}
+	payBy, err := ParseTime(w.PayBy)
+	if err != nil {
+		return Terms{}, fmt.Errorf("terms.payBy: %w", err)
+	}
+	payWithin, err := ParsePeriod(w.PayWithin)
+	if err != nil {
+		return Terms{}, fmt.Errorf("terms.payWithin: %w", err)
+	}
 	attrs := w.Attributes
 	if len(attrs) == 0 {
 		attrs = nil
 	}
-	return Terms{w.Resource, w.Quantity, w.Unit, w.UnitPrice, w.Currency, d, w.Penalty, w.Arbiter, attrs}, nil
+	return Terms{w.Resource, w.Quantity, w.Unit, w.UnitPrice, w.Currency, d, w.Penalty, w.Arbiter, attrs,
+		w.Provider, payBy, payWithin}, nil
 }
 
 // MarshalCBOR encodes the terms canonically.
