@@ -61,6 +61,16 @@ var (
 	ErrBudgetExceeded      = errors.New("protocol: budget exceeded")
 	ErrCapacityUnavailable = errors.New("protocol: capacity unavailable")
 	ErrSchemaUnsupported   = errors.New("protocol: body schema not supported")
+
+	// Obligations and disputes (docs/disputes.md).
+	ErrArbiterNotThirdParty = errors.New("protocol: the arbiter must be an agent of a third organisation")
+	ErrBadPenalty           = errors.New("protocol: penalty cannot be computed")
+	ErrNoObligation         = errors.New("protocol: the commitment has no such obligation")
+	ErrDuplicateDispute     = errors.New("protocol: a dispute on this obligation and ground was already filed")
+	ErrWrongDispute         = errors.New("protocol: record names another dispute or commitment")
+	ErrDisputeClosed        = errors.New("protocol: dispute is closed")
+	ErrDisputeStep          = errors.New("protocol: step not allowed in the dispute's state")
+	ErrBadEvidence          = errors.New("protocol: evidence does not verify")
 )
 
 // ASP error codes, as carried in REJECT bodies and API error answers.
@@ -178,6 +188,14 @@ var codeTable = []struct {
 	{ErrBudgetExceeded, CodeBudgetExceeded},
 	{ErrCapacityUnavailable, CodeCapacityUnavailable},
 	{ErrSchemaUnsupported, CodeSchemaUnsupported},
+	{ErrArbiterNotThirdParty, CodePolicyViolation},
+	{ErrBadPenalty, CodeBadRequest},
+	{ErrNoObligation, CodeBadRequest},
+	{ErrDuplicateDispute, CodeDuplicate},
+	{ErrWrongDispute, CodeBadRequest},
+	{ErrDisputeClosed, CodeInvalidTransition},
+	{ErrDisputeStep, CodeInvalidTransition},
+	{ErrBadEvidence, CodeInvalidSignature},
 }
 
 // ErrorCode returns the ASP error code for err: "" for nil, one of the

@@ -177,6 +177,9 @@ func RebuildCommitment(offer, acc *Envelope, receipts []*Receipt, actions []*Act
 		return nil, fmt.Errorf("%w: accepted at %s, the offer was valid until %s", ErrStaleOffer,
 			FormatTime(acc.Timestamp), FormatTime(validUntil))
 	}
+	if err := CheckTermsRoles(terms, offer.Sender, acc.Sender); err != nil {
+		return nil, err
+	}
 	c := newCommitment(offer.SessionID, offer, oh, terms, amends, acc, ah)
 	return c.Replay(receipts, actions, expiredAt, nil)
 }

@@ -459,6 +459,9 @@ func (s *Session) openOffer(p *plan, env *Envelope, h [32]byte, t Terms, validUn
 	if !validUntil.IsZero() && !validUntil.After(env.Timestamp) {
 		return fmt.Errorf("%w: validUntil %s is not after the offer's timestamp", ErrMalformed, FormatTime(validUntil))
 	}
+	if err := CheckTermsRoles(t, s.names[0], s.names[1]); err != nil {
+		return err
+	}
 	if p.open != "" {
 		if _, set := p.offerTo[p.open]; !set {
 			p.offerTo[p.open] = OfferSuperseded
