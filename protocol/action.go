@@ -31,6 +31,10 @@ type Action struct {
 	Breacher     string          // resolve with BREACHED: agent id of the party in breach
 	Evidence     []byte          // opaque evidence (signed messages, proofs), at most 64 KiB
 	Signatures   []ActionSignature
+	// Obligation is the key of the obligation a claim or confirm is about
+	// (Duty.Key: "delivery", "payment", "commit.0", …); empty means the
+	// delivery, as before obligations were named.
+	Obligation string
 }
 
 // ActionSignature is one signer's signature of an action, with the
@@ -58,11 +62,12 @@ type wireAction struct {
 	Breacher     string                `cbor:"breacher,omitempty" json:"breacher,omitempty"`
 	Evidence     b64                   `cbor:"evidence,omitempty" json:"evidence,omitempty"`
 	Signatures   []wireActionSignature `cbor:"signatures,omitempty" json:"signatures,omitempty"`
+	Obligation   string                `cbor:"obligation,omitempty" json:"obligation,omitempty"`
 }
 
 func (a *Action) wire(signing bool) *wireAction {
 	w := &wireAction{a.CommitmentID, string(a.Kind), a.Actor, FormatTime(a.Time), a.Reason, a.Severity,
-		string(a.Outcome), a.Breacher, a.Evidence, nil}
+		string(a.Outcome), a.Breacher, a.Evidence, nil, a.Obligation}
 	if !signing {
 		for _, s := range a.Signatures {
 			ws := wireActionSignature{Signature: s.Signature}
@@ -83,7 +88,7 @@ func (w *wireAction) action() (*Action, error) {
 	}
 	a := &Action{CommitmentID: w.CommitmentID, Kind: ActionKind(w.Kind), Actor: w.Actor, Time: t, Reason: w.Reason,
 		Severity: w.Severity, Outcome: CommitmentState(w.Outcome), Breacher: w.Breacher,
-		Evidence: nilIfEmpty([]byte(w.Evidence))}
+		Evidence: nilIfEmpty([]byte(w.Evidence)), Obligation: w.Obligation}
 	for _, s := range w.Signatures {
 		as := ActionSignature{Signature: s.Signature}
 		if s.Certificate != nil {
@@ -123,6 +128,12 @@ func (a *Action) check() error {
 	}
 	if err := checkToken("severity", a.Severity, false); err != nil {
 		return err
+	}
+	if err := checkObligationKey("obligation", a.Obligation, false); err != nil {
+		return err
+	}
+	if a.Obligation != "" && a.Kind != ActionClaim && a.Kind != ActionConfirm {
+		return fmt.Errorf("%w: obligation belongs to claim and confirm", ErrMalformed)
 	}
 	if len(a.Evidence) > maxEvidence {
 		return fmt.Errorf("%w: evidence over %d bytes", ErrTooLarge, maxEvidence)

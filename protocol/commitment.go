@@ -185,9 +185,15 @@ func (c *Commitment) Apply(a *Action) (*Commitment, error) {
 		}
 		return nil
 	}
+	if !isDelivery(a.Obligation) {
+		return c.applyObligation(a)
+	}
 	var to CommitmentState
 	switch a.Kind {
 	case ActionClaim:
+		if a.Obligation != "" && a.Actor != c.Provider() {
+			return nil, fmt.Errorf("%w: %s does not owe the delivery", ErrNotParty, a.Actor)
+		}
 		if err := party(); err != nil {
 			return nil, err
 		}
@@ -202,7 +208,7 @@ func (c *Commitment) Apply(a *Action) (*Commitment, error) {
 		if err := in(CommitmentFulfillmentClaimed); err != nil {
 			return nil, err
 		}
-		if claim := c.lastOf(ActionClaim); claim != nil && claim.Actor == a.Actor {
+		if claim := c.claimOf(ObligationKeyDelivery); claim != nil && claim.Actor == a.Actor {
 			return nil, fmt.Errorf("%w: the claimant cannot confirm its own claim", ErrOwnOffer)
 		}
 		to = CommitmentFulfilled
@@ -250,10 +256,55 @@ func (c *Commitment) Apply(a *Action) (*Commitment, error) {
 	return n, nil
 }
 
-func (c *Commitment) lastOf(k ActionKind) *Action {
-	for i := len(c.Actions) - 1; i >= 0; i-- {
-		if c.Actions[i].Kind == k {
-			return c.Actions[i]
+// applyObligation applies a claim or confirm of an obligation other than
+// the delivery: it records the action and changes no state. A claim is
+// signed by the obligor, once; a confirm by the obligee, once, after the
+// claim. Both are refused once the commitment is cancelled or ruled on.
+func (c *Commitment) applyObligation(a *Action) (*Commitment, error) {
+	d, ok := c.Obligation(a.Obligation)
+	if !ok {
+		return nil, fmt.Errorf("%w: %q in %s", ErrNoObligation, a.Obligation, c.ID)
+	}
+	switch c.State {
+	case CommitmentPending, CommitmentCancelled, CommitmentResolved, CommitmentBreached:
+		return nil, fmt.Errorf("%w: %s of %s in %s", ErrCommitmentState, a.Kind, d.Key, c.State)
+	}
+	switch a.Kind {
+	case ActionClaim:
+		if a.Actor != d.Obligor {
+			return nil, fmt.Errorf("%w: %s does not owe %s", ErrNotParty, a.Actor, d.Key)
+		}
+		if c.claimOf(d.Key) != nil {
+			return nil, fmt.Errorf("%w: %s already claimed", ErrDuplicate, d.Key)
+		}
+	case ActionConfirm:
+		if a.Actor != d.Obligee {
+			return nil, fmt.Errorf("%w: %s is not owed %s", ErrNotParty, a.Actor, d.Key)
+		}
+		if c.claimOf(d.Key) == nil {
+			return nil, fmt.Errorf("%w: confirm of %s before its claim", ErrCommitmentState, d.Key)
+		}
+		if c.confirmOf(d.Key) != nil {
+			return nil, fmt.Errorf("%w: %s already confirmed", ErrDuplicate, d.Key)
+		}
+	}
+	n := c.clone()
+	n.Actions = append(n.Actions, a)
+	n.Updated = a.Time
+	return n, nil
+}
+
+// claimOf returns the first claim of the obligation key (for the
+// delivery: the claim that moved the commitment to FULFILLMENT_CLAIMED).
+func (c *Commitment) claimOf(key string) *Action { return c.firstOf(ActionClaim, key) }
+
+// confirmOf returns the confirmation of the obligation key, if any.
+func (c *Commitment) confirmOf(key string) *Action { return c.firstOf(ActionConfirm, key) }
+
+func (c *Commitment) firstOf(k ActionKind, key string) *Action {
+	for _, a := range c.Actions {
+		if a.Kind == k && (a.Obligation == key || isDelivery(key) && isDelivery(a.Obligation)) {
+			return a
 		}
 	}
 	return nil
