@@ -206,10 +206,10 @@ const (
 // DutyState is an obligation as seen at a given time.
 type DutyState struct {
 	Duty
-	Status    DutyStatus
-	Claim     *Action       // the obligor's first claim, if any
-	Confirm   *Action       // its confirmation, if any
-	Lateness  time.Duration // how late the claim was, or how late it is now (breached)
+	Status     DutyStatus
+	Claim      *Action       // the obligor's first claim, if any
+	Confirm    *Action       // its confirmation, if any
+	Lateness   time.Duration // how late the claim was, or how late it is now (breached)
 	Penalty    string        // amount owed for the lateness, "" if none, in Currency
 	Currency   string        // currency of Penalty
 	PenaltyErr error         // why the terms' penalty could not be computed, if it could not
