@@ -71,6 +71,15 @@
 // organisation's receipt (VerifyEvidence), since the acceptor alone can
 // sign an ACCEPT the offerer never received.
 //
+// A commitment's obligations (Obligations: delivery, payment, the COMMIT
+// body's) derive from its signed terms; Watch and Breaches say at a given
+// time which are breached, late or due for automatic confirmation, and
+// ApplyAt judges an action against the receiver's clock. A dispute is a
+// signed filing (Dispute, "dsp_…") opened with OpenDispute and walked up
+// the escalation ladder by DisputeCase (Step, Rule, Tick): direct remedy,
+// then the arbiter named in the terms, then the organisations' humans.
+// docs/disputes.md describes them.
+//
 // Deadlines are judged at the envelope's timestamp and, for an ACCEPT, also
 // against the receiver's clock (the now passed to Step): an offer past its
 // validUntil, or an invitation past InviteTimeout, cannot be accepted late
