@@ -325,3 +325,32 @@ func (k *DisputeCase) Rule(ru *Ruling, now time.Time, r DisputeRules) (*DisputeC
 	n.State, n.Ruling, n.Resolution, n.Updated, n.Reason = DisputeRuled, ru, ru.Remedy, ru.Time, "ruled "+string(ru.Outcome)
 	return n, nil
 }
+
+// RebuildDispute recomputes a case from its signed records alone: the
+// filing opened against the commitment and the disputes filed before it
+// (prior), then each step, then the ruling (nil if none), each judged at
+// its own time, with the windows of r. A third party checks a ruling this
+// way, with the windows of the policy the parties' ledgers recorded.
+func RebuildDispute(c *Commitment, d *Dispute, prior []*Dispute, steps []*DisputeStep, ruling *Ruling, r DisputeRules) (*DisputeCase, error) {
+	if d == nil {
+		return nil, fmt.Errorf("%w: no filing", ErrMalformed)
+	}
+	k, err := OpenDispute(c, d, prior, d.Time, r)
+	if err != nil {
+		return nil, err
+	}
+	for i, s := range steps {
+		if s == nil {
+			return nil, fmt.Errorf("%w: step %d missing", ErrMalformed, i)
+		}
+		if k, err = k.Step(s, s.Time, r); err != nil {
+			return nil, fmt.Errorf("step %d: %w", i, err)
+		}
+	}
+	if ruling != nil {
+		if k, err = k.Rule(ruling, ruling.Time, r); err != nil {
+			return nil, fmt.Errorf("ruling: %w", err)
+		}
+	}
+	return k, nil
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -182,5 +183,19 @@ func TestDisputeVectorsIndependently(t *testing.T) {
 	}
 	if kc, err = kc.Rule(ru, ru.Time, rules); err != nil || kc.State != v.Ruling.State || ru.Arbiter != c.Terms.Arbiter {
 		t.Fatalf("ruling: %v", err)
+	}
+	// The same from the records alone, and refused with a tampered step.
+	var steps []*DisputeStep
+	for _, r := range []vecRecord{v.Counter, v.Reject} {
+		s, _ := DecodeDisputeStep(unhex(r.CBOR))
+		steps = append(steps, s)
+	}
+	again, err := RebuildDispute(c, d, nil, steps, ru, rules)
+	if err != nil || again.State != DisputeRuled || again.Ruling.Breacher != ru.Breacher || again.EscalatedAt != kc.EscalatedAt {
+		t.Fatalf("rebuild: %v", err)
+	}
+	steps[0].Remedy = "nothing"
+	if _, err := RebuildDispute(c, d, nil, steps, ru, rules); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("rebuild with a tampered step: %v", err)
 	}
 }
