@@ -96,3 +96,35 @@ func TestArbiterMustBeThirdOrganisation(t *testing.T) {
 		t.Fatalf("provider not a party: %v", err)
 	}
 }
+
+// TestRebuildRefusesPartyArbiter: a commitment whose offer names an
+// arbiter of a party's organisation — signed outside any session, since a
+// session refuses the offer — is refused as evidence too.
+func TestRebuildRefusesPartyArbiter(t *testing.T) {
+	k := newDealKit(t, true)
+	c := k.d.Commitment
+	if _, err := RebuildCommitment(c.Offer, c.Acceptance, nil, nil, time.Time{}); err != nil {
+		t.Fatalf("honest commitment: %v", err)
+	}
+	offer, acc := *c.Offer, *c.Acceptance
+	body := *offer.Body.(*ProposeBody)
+	terms := *body.Terms
+	crony := k.buyer
+	crony.Name = "crony"
+	terms.Arbiter = crony.Agent().String()
+	body.Terms = &terms
+	offer.Body = &body
+	if err := offer.Seal(k.buyer.AgentKey, k.d.BuyerCert); err != nil {
+		t.Fatal(err)
+	}
+	ab := *acc.Body.(*AcceptBody)
+	h := offer.Hash()
+	ab.ReferenceHash = h[:]
+	acc.Body = &ab
+	if err := acc.Seal(k.vendor.AgentKey, k.d.VendorCert); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := RebuildCommitment(&offer, &acc, nil, nil, time.Time{}); !errors.Is(err, ErrArbiterNotThirdParty) {
+		t.Fatalf("party arbiter: %v", err)
+	}
+}
