@@ -332,3 +332,23 @@ func TestDisputeLadder(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkDisputeLadder: the pure cost of one dispute from filing to
+// ruling (open, reject, rule), records signed beforehand.
+func BenchmarkDisputeLadder(b *testing.B) {
+	k := newDisputeKit(b)
+	at := k.c.Created.Add(time.Hour)
+	d := k.filing(b, "buyer", at)
+	kc, err := OpenDispute(k.c, d, nil, at, k.rules)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rej := k.step(b, kc, StepReject, "vendor", at.Add(time.Minute))
+	ru := k.ruling(b, kc, "arbiter", at.Add(2*time.Minute), "arbiter")
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := RebuildDispute(k.c, d, nil, []*DisputeStep{rej}, ru, k.rules); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
