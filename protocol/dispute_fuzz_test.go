@@ -156,3 +156,42 @@ func FuzzDisputeCase(f *testing.F) {
 		}
 	})
 }
+
+// FuzzPenaltyRule: a penalty text either parses, and then every lateness
+// owes a valid decimal no more than the total (for percentages), or is
+// refused with ErrBadPenalty; a period either parses to its canonical
+// form or is refused.
+func FuzzPenaltyRule(f *testing.F) {
+	for _, s := range []string{"5% per day late", "2% per week late", "100.00 USD", "50 EUR per hour late", "0.5% per day late", "P30D"} {
+		f.Add(s, int64(49*time.Hour))
+	}
+	f.Fuzz(func(t *testing.T, s string, late int64) {
+		if d, err := ParsePeriod(s); err == nil {
+			if FormatPeriod(d) != s {
+				t.Fatalf("period %q formats as %q", s, FormatPeriod(d))
+			}
+		} else if !errors.Is(err, ErrMalformed) {
+			t.Fatalf("period refusal: %v", err)
+		}
+		r, err := ParsePenaltyRule(s)
+		if err != nil {
+			if !errors.Is(err, ErrBadPenalty) {
+				t.Fatalf("untyped refusal: %v", err)
+			}
+			return
+		}
+		owed, _, err := r.Owed("2550.00", "USD", time.Duration(late))
+		if err != nil {
+			if !errors.Is(err, ErrBadPenalty) {
+				t.Fatalf("untyped refusal: %v", err)
+			}
+			return
+		}
+		if ValidDecimal(owed) != nil {
+			t.Fatalf("%q owes %q", s, owed)
+		}
+		if cmp, _ := CompareDecimal(owed, "2550.00"); r.Percent != "" && cmp > 0 {
+			t.Fatalf("%q owes %s, more than the total", s, owed)
+		}
+	})
+}
