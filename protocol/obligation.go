@@ -201,6 +201,7 @@ const (
 	DutyBreached  DutyStatus = "breached"  // deadline passed, no claim
 	DutyDisputed  DutyStatus = "disputed"  // the commitment is disputed, ruled on or cancelled: not watched
 	DutyCancelled DutyStatus = "cancelled" // the commitment was cancelled by both parties
+	DutySuspended DutyStatus = "suspended" // the payment, past its deadline while the delivery is in breach
 )
 
 // DutyState is an obligation as seen at a given time.
@@ -253,6 +254,10 @@ func (c *Commitment) Watch(now time.Time, w DisputeWindows) []DutyState {
 			s.Status = DutyMet
 		case s.Claim != nil:
 			s.Status = DutyClaimed
+		case late && now.After(d.Deadline) && d.Kind == ObligationPayment && len(out) > 0 && out[0].Status == DutyBreached:
+			// Nobody owes payment for a delivery that is itself in breach:
+			// the provider's breach comes first.
+			s.Status = DutySuspended
 		case late && now.After(d.Deadline):
 			s.Status, s.Lateness = DutyBreached, now.Sub(d.Deadline)
 		}

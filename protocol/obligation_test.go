@@ -121,6 +121,19 @@ func TestPaymentObligation(t *testing.T) {
 	c := k.receipts(t)
 	c.Terms.PayBy = c.Terms.DeliverBy.Add(24 * time.Hour)
 	due := c.Terms.PayBy
+	// Past both deadlines with nothing delivered: the delivery is
+	// breached, the payment suspended, not the buyer's breach.
+	br := c.Breaches(due.Add(time.Hour), DisputeWindows{})
+	if len(br) != 1 || br[0].Key != "delivery" || statusOf(t, c.Watch(due.Add(time.Hour), DisputeWindows{}), "payment").Status != DutySuspended {
+		t.Fatalf("breaches with nothing delivered: %+v", br)
+	}
+	delivered, err := c.Apply(k.action(t, ActionClaim, "vendor", c.Terms.DeliverBy, "vendor"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if br := delivered.Breaches(due.Add(time.Hour), DisputeWindows{}); len(br) != 1 || br[0].Key != "payment" || br[0].Obligor != k.buyer.Agent().String() {
+		t.Fatalf("payment default: %+v", br)
+	}
 	// The vendor cannot claim the buyer's payment; the buyer can, once.
 	if _, err := c.Apply(k.obligationAction(t, ActionClaim, "payment", "vendor", due)); !errors.Is(err, ErrNotParty) {
 		t.Fatalf("payment claimed by the payee: %v", err)
