@@ -108,8 +108,8 @@ func FuzzDisputeCase(f *testing.F) {
 	f.Add([]byte{0x08, 0x00, 0x01, 0x03, 0x04, 0x05})
 	names := []string{"buyer", "vendor", "arbiter"}
 	f.Fuzz(func(t *testing.T, ops []byte) {
-		if len(ops) > 24 {
-			ops = ops[:24]
+		if len(ops) > 12 {
+			ops = ops[:12]
 		}
 		kc, now := start, at
 		for _, b := range ops {
