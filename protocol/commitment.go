@@ -158,6 +158,10 @@ func (c *Commitment) Expire(now time.Time) (*Commitment, bool) {
 //	dispute  a party                      ACTIVE | FULFILLMENT_CLAIMED | EXPIRED → DISPUTED
 //	resolve  the terms' arbiter, or both parties   DISPUTED → RESOLVED | BREACHED
 //	cancel   both parties                 PENDING | ACTIVE | FULFILLMENT_CLAIMED | EXPIRED → CANCELLED
+//
+// A claim or confirm naming an obligation other than the delivery
+// (Action.Obligation) changes no state: see applyObligation. A claim
+// naming the delivery explicitly must be the provider's.
 func (c *Commitment) Apply(a *Action) (*Commitment, error) {
 	if a == nil {
 		return nil, fmt.Errorf("%w: no action", ErrMalformed)
@@ -275,7 +279,7 @@ func (c *Commitment) applyObligation(a *Action) (*Commitment, error) {
 			return nil, fmt.Errorf("%w: %s does not owe %s", ErrNotParty, a.Actor, d.Key)
 		}
 		if c.claimOf(d.Key) != nil {
-			return nil, fmt.Errorf("%w: %s already claimed", ErrDuplicate, d.Key)
+			return nil, fmt.Errorf("%w: %s already claimed", ErrCommitmentState, d.Key)
 		}
 	case ActionConfirm:
 		if a.Actor != d.Obligee {
@@ -285,7 +289,7 @@ func (c *Commitment) applyObligation(a *Action) (*Commitment, error) {
 			return nil, fmt.Errorf("%w: confirm of %s before its claim", ErrCommitmentState, d.Key)
 		}
 		if c.confirmOf(d.Key) != nil {
-			return nil, fmt.Errorf("%w: %s already confirmed", ErrDuplicate, d.Key)
+			return nil, fmt.Errorf("%w: %s already confirmed", ErrCommitmentState, d.Key)
 		}
 	}
 	n := c.clone()

@@ -134,6 +134,9 @@ func TestPaymentObligation(t *testing.T) {
 	if br := delivered.Breaches(due.Add(time.Hour), DisputeWindows{}); len(br) != 1 || br[0].Key != "payment" || br[0].Obligor != k.buyer.Agent().String() {
 		t.Fatalf("payment default: %+v", br)
 	}
+	if _, err := c.Apply(k.obligationAction(t, ActionClaim, "delivery", "buyer", due)); !errors.Is(err, ErrNotParty) {
+		t.Fatalf("delivery claimed by the buyer: %v", err)
+	}
 	// The vendor cannot claim the buyer's payment; the buyer can, once.
 	if _, err := c.Apply(k.obligationAction(t, ActionClaim, "payment", "vendor", due)); !errors.Is(err, ErrNotParty) {
 		t.Fatalf("payment claimed by the payee: %v", err)
@@ -148,7 +151,7 @@ func TestPaymentObligation(t *testing.T) {
 	if err != nil || paid.State != CommitmentActive {
 		t.Fatalf("payment claim: %v %s", err, paid.State)
 	}
-	if _, err := paid.Apply(k.obligationAction(t, ActionClaim, "payment", "buyer", due.Add(2*time.Hour))); !errors.Is(err, ErrDuplicate) {
+	if _, err := paid.Apply(k.obligationAction(t, ActionClaim, "payment", "buyer", due.Add(2*time.Hour))); !errors.Is(err, ErrCommitmentState) {
 		t.Fatalf("second claim: %v", err)
 	}
 	if s := statusOf(t, paid.Watch(due.Add(3*time.Hour), DisputeWindows{}), "payment"); s.Status != DutyLate || s.Lateness != time.Hour {
