@@ -1,50 +1,19 @@
 package node
 
-import (
-	"context"
-	"time"
-
-	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
-)
+import "time"
 
 // mdnsService is the name nodes announce themselves under on a LAN.
 const mdnsService = "asp-node"
 
-// mdnsNotifee connects to nodes found on the LAN.
-type mdnsNotifee struct{ n *Node }
-
-func (m mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
-	if ai.ID == m.n.host.ID() {
-		return
-	}
-	ctx, cancel := context.WithTimeout(m.n.ctx, 10*time.Second)
-	defer cancel()
-	if err := m.n.host.Connect(ctx, ai); err != nil {
-		m.n.log.Debug("mdns peer not reachable", "peer", ai.ID, "err", err)
-		return
-	}
-	m.n.log.Info("found a node on the LAN", "peer", ai.ID)
-}
-
-// startMDNS announces the node on the LAN and connects to the nodes it
-// finds there (config mdns: true; off by default). TestMDNSInPrivateNetwork
-// exercises it in a network namespace whose only interface is loopback.
-func (n *Node) startMDNS() error {
+// mdnsName is the service name for p2p.Config.MDNS: mdnsService when the
+// configuration turns LAN discovery on (mdns: true; off by default), else
+// empty. TestMDNSInPrivateNetwork exercises it in a network namespace whose
+// only interface is loopback.
+func (n *Node) mdnsName() string {
 	if !n.cfg.MDNS {
-		return nil
+		return ""
 	}
-	svc := mdns.NewMdnsService(n.host.Host(), mdnsService, mdnsNotifee{n})
-	if err := svc.Start(); err != nil {
-		return err
-	}
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		<-n.ctx.Done()
-		svc.Close()
-	}()
-	return nil
+	return mdnsService
 }
 
 // watchPeers says plainly in the log when the node has no peers: it then

@@ -223,6 +223,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		Bootstrap:   n.cfg.Bootstrap,
 		Allow:       nil,
 		Deny:        n.cfg.Deny,
+		MDNS:        n.mdnsName(),
 	}, p2p.WithRegisterer(n.reg), p2p.WithLogger(n.log), p2p.WithValidator(registry.Namespace, n.registryValidator()), p2p.WithPreferTCP(),
 		p2p.WithPeerScore(attest.PeerScoreParams()),
 		// Counterparties keep room for their streams when others crowd
@@ -251,9 +252,6 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		if err := n.serveAPI(); err != nil {
 			return err
 		}
-	}
-	if err := n.startMDNS(); err != nil {
-		return fmt.Errorf("mdns: %w", err)
 	}
 	n.wg.Add(2)
 	go n.run()

@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	routedhost "github.com/libp2p/go-libp2p/p2p/host/routed"
 	yamux "github.com/libp2p/go-libp2p/p2p/muxer/yamux"
@@ -40,6 +41,7 @@ type Host struct {
 	dht       *dht.IpfsDHT
 	ps        *pubsub.PubSub
 	gater     *Gater
+	mdns      mdns.Service // nil unless Config.MDNS
 	bootstrap []peer.AddrInfo
 	metrics   *metrics
 	pool      streamPool
@@ -63,8 +65,9 @@ type Host struct {
 // New starts a libp2p host: TCP and QUIC transports listening on
 // cfg.ListenAddrs, Noise and TLS security, yamux, the resource manager with
 // DefaultLimits, a Gater from cfg.Allow and cfg.Deny, a Kademlia DHT in
-// server mode under DHTProtocolPrefix, and GossipSub with flood publishing.
-// It does not connect to the bootstrap peers; call Bootstrap.
+// server mode under DHTProtocolPrefix, GossipSub with flood publishing, and
+// mDNS discovery when cfg.MDNS names a service. It does not connect to the
+// bootstrap peers; call Bootstrap.
 //
 // The host lives until Close is called or ctx is cancelled (which closes
 // it); GossipSub runs on the host's context.
@@ -193,6 +196,12 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Host, err error) {
 	h.basic.Network().Notify(&network.NotifyBundle{DisconnectedF: h.disconnected})
 	h.bg.Add(1)
 	go h.janitor()
+	if cfg.MDNS != "" {
+		h.mdns = mdns.NewMdnsService(h.basic, cfg.MDNS, mdnsNotifee{h})
+		if err := h.mdns.Start(); err != nil {
+			return nil, fmt.Errorf("p2p: mdns: %w", err)
+		}
+	}
 	h.stopCtx = context.AfterFunc(ctx, func() { _ = h.Close() })
 	return h, nil
 }
@@ -402,6 +411,11 @@ func (h *Host) shutdown() error {
 		h.cancel() // stops GossipSub and the janitor; tells handlers
 	}
 	var errs []error
+	if h.mdns != nil {
+		if err := h.mdns.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close mdns: %w", err))
+		}
+	}
 	if h.dht != nil {
 		if err := h.dht.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close dht: %w", err))

@@ -70,6 +70,15 @@ type Config struct {
 	// Deny lists peer ids this host never connects to nor accepts. Deny wins
 	// over Allow.
 	Deny []string
+
+	// MDNS, when not empty, is the service name under which the host
+	// announces itself on the LAN with multicast DNS; it then connects to
+	// the hosts that announce themselves under the same name (never to
+	// itself; a host it cannot reach is logged at debug level, one it
+	// connects to at info level). The service starts in New and stops in
+	// Close. mDNS multicasts on every interface that allows it. Empty, the
+	// default, means off.
+	MDNS string
 }
 
 // Option configures a Host beyond its Config.
