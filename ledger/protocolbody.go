@@ -2,10 +2,8 @@ package ledger
 
 import (
 	"fmt"
-	"slices"
 
 	"github.com/aspnode/asp/protocol"
-	"github.com/fxamacker/cbor/v2"
 )
 
 // VerifyProtocolBody is a VerifyOptions.VerifyEntry for entries recorded
@@ -41,6 +39,10 @@ import (
 //     attester and subject must be its two parties. (The attester's own
 //     signature is registry/attest's to check; the node checks it before
 //     recording.)
+//   - KindKeyEvent: the body is a KeyEvent (records.go); an added key's
+//     certificate must be signed by the organisation its agent id names,
+//     valid at the entry's time, and certify that agent, that key and
+//     those capabilities.
 //
 // Bodies of other kinds are not examined. A forger who changes a term in a
 // recorded commitment can recompute every hash, and with the node's
@@ -92,90 +94,13 @@ func VerifyProtocolBody(e Entry) error {
 			return err
 		}
 	case KindAttestation:
-		id, err := verifyAttestationEvidence(e.Body)
-		if err != nil {
+		if err := verifyAttestation(e); err != nil {
 			return fmt.Errorf("attestation: %w", err)
 		}
-		if e.Commitment != "" && e.Commitment != id {
-			return fmt.Errorf("entry names commitment %q, its attestation %q", e.Commitment, id)
+	case KindKeyEvent:
+		if err := verifyKeyEvent(e); err != nil {
+			return fmt.Errorf("key event: %w", err)
 		}
 	}
 	return nil
-}
-
-// attestationVersion is the attestation format whose evidence
-// VerifyProtocolBody checks: registry/attest.Version (a test keeps the two
-// equal; registry depends on ledger, not the reverse).
-const attestationVersion = "asp/1.1"
-
-// attestationEvidence is the part of an attestation's CBOR that names and
-// proves the commitment; the other fields are ignored here.
-type attestationEvidence struct {
-	Version      string   `cbor:"version"`
-	Attester     string   `cbor:"attester"`
-	Subject      string   `cbor:"subject"`
-	CommitmentID string   `cbor:"commitmentId"`
-	Offer        []byte   `cbor:"offer"`
-	Acceptance   []byte   `cbor:"acceptance"`
-	Receipts     [][]byte `cbor:"receipts"`
-}
-
-// evidenceDecMode reads the evidence fields of an attestation: no
-// duplicate keys (so no reader can see another offer than the one
-// signed), case-sensitive names, no tags, no indefinite lengths; the
-// attestation's other fields are skipped.
-var evidenceDecMode = func() cbor.DecMode {
-	dm, err := cbor.DecOptions{
-		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
-		IndefLength:       cbor.IndefLengthForbidden,
-		TagsMd:            cbor.TagsForbidden,
-		MaxNestedLevels:   16,
-		MaxArrayElements:  4096,
-		MaxMapPairs:       4096,
-		UTF8:              cbor.UTF8RejectInvalid,
-		FieldNameMatching: cbor.FieldNameMatchingCaseSensitive,
-	}.DecMode()
-	if err != nil {
-		panic(err)
-	}
-	return dm
-}()
-
-// verifyAttestationEvidence checks the evidence of an encoded attestation
-// and returns the id of the commitment it proves.
-func verifyAttestationEvidence(b []byte) (string, error) {
-	var w attestationEvidence
-	if err := evidenceDecMode.Unmarshal(b, &w); err != nil {
-		return "", fmt.Errorf("%w: %v", protocol.ErrMalformed, err)
-	}
-	if w.Version != attestationVersion {
-		return "", fmt.Errorf("%w: attestation version %q, want %q", protocol.ErrVersion, w.Version, attestationVersion)
-	}
-	offer, err := protocol.DecodeEnvelope(w.Offer)
-	if err != nil {
-		return "", fmt.Errorf("offer: %w", err)
-	}
-	acc, err := protocol.DecodeEnvelope(w.Acceptance)
-	if err != nil {
-		return "", fmt.Errorf("acceptance: %w", err)
-	}
-	var receipts []*protocol.Receipt
-	for _, rb := range w.Receipts {
-		r, err := protocol.DecodeReceipt(rb)
-		if err != nil {
-			return "", err
-		}
-		receipts = append(receipts, r)
-	}
-	c, err := protocol.VerifyEvidence(offer, acc, receipts)
-	if err != nil {
-		return "", err
-	}
-	if w.CommitmentID != c.ID {
-		return "", fmt.Errorf("%w: names %s, its evidence forms %s", protocol.ErrWrongCommitment, w.CommitmentID, c.ID)
-	}
-	if w.Attester == w.Subject || !slices.Contains(c.Parties(), w.Attester) || !slices.Contains(c.Parties(), w.Subject) {
-		return "", fmt.Errorf("%w: %s about %s on %s", protocol.ErrNotParty, w.Attester, w.Subject, c.ID)
-	}
-	return c.ID, nil
 }

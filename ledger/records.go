@@ -1,7 +1,10 @@
 package ledger
 
 import (
+	"bytes"
+	"crypto/ed25519"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -19,11 +22,12 @@ import (
 // operator can write any record at all, and (with the checkpoint key)
 // rewrite history and re-sign the checkpoints. What stops a changed or
 // invented record is a signature the operator does not hold: envelopes,
-// commitments, receipts and the actions inside commitment updates carry
-// the agents' and organisations' signatures, checked by
-// VerifyProtocolBody. Refusals (kind 32) and reconciliations (kind 33)
-// carry none: they are the node's own word. An operator can forge,
-// backdate or withhold one to hide a move (and recovery then treats the
+// commitments, receipts, the actions inside commitment updates and the
+// evidence of attestations carry the agents' and organisations'
+// signatures, and an added key its organisation's certificate, checked by
+// VerifyProtocolBody. Refusals (kind 32), reconciliations (kind 33) and
+// key removals carry none: they are the node's own word. An operator can
+// forge, backdate or withhold one to hide a move (and recovery then treats the
 // move as refused), but cannot make the counterparty hold a move it never
 // signed; the counterparty's own ledger holds the other side, and
 // reconciliation between the two nodes brings the divergence to light.
@@ -48,14 +52,15 @@ const (
 // recordDecMode reads the node's record bodies: one reading only (no
 // duplicate keys, no unknown fields, no tags, no indefinite lengths, no
 // trailing bytes). Text is not checked for UTF-8: a refusal's reason is
-// copied from the counterparty's answer as it came.
+// copied from the counterparty's answer as it came. Arrays may be long
+// enough for any key event's capabilities.
 var recordDecMode = func() cbor.DecMode {
 	dm, err := cbor.DecOptions{
 		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
 		IndefLength:       cbor.IndefLengthForbidden,
 		TagsMd:            cbor.TagsForbidden,
 		MaxNestedLevels:   4,
-		MaxArrayElements:  16,
+		MaxArrayElements:  4096,
 		MaxMapPairs:       16,
 		UTF8:              cbor.UTF8DecodeInvalid,
 		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
@@ -244,6 +249,201 @@ func verifyReconciled(e Entry) error {
 		return fmt.Errorf("%w: reconciliation names no session", protocol.ErrMalformed)
 	}
 	return nil
+}
+
+// Key event operations (KeyEvent.Op).
+const (
+	KeyAdded   = "add"
+	KeyRemoved = "remove"
+)
+
+// KeyEvent is the body of a KindKeyEvent record: an agent of the node was
+// created (Op KeyAdded, with its public key, the certificate its
+// organisation signed for that key and the capabilities granted) or
+// removed (Op KeyRemoved, the agent id alone). Encoding: a CBOR map
+// {1: op, 2: agentId, 3: publicKey, 4: certificate (canonical CBOR of a
+// protocol.Certificate), 5: capabilities}, 3 to 5 omitted when empty.
+//
+// Who could forge one: an added key carries its certificate, which only
+// the organisation named in the agent id can sign, and VerifyProtocolBody
+// checks that it certifies that agent, that key and those capabilities at
+// the record's time. The node's operator holds the organisation key and so
+// can certify any key for its own agents; a forger without it (holding
+// only the checkpoint key, which is derived from it one way, or no key at
+// all) cannot record a key for one of its agents. A removal carries no signature: it is the
+// node's own word, as a refusal is, and its operator can forge, backdate
+// or withhold one; that changes what the ledger says of when a key went
+// out of use, not what the key signed. Certificates are public (agent
+// cards carry them), so a forger can copy another organisation's into a
+// key event; VerifyProtocolBody sees one entry at a time and does not
+// know whose ledger it reads.
+type KeyEvent struct {
+	Op           string   `cbor:"1,keyasint"`
+	AgentID      string   `cbor:"2,keyasint"`
+	PublicKey    []byte   `cbor:"3,keyasint,omitempty"`
+	Certificate  []byte   `cbor:"4,keyasint,omitempty"`
+	Capabilities []string `cbor:"5,keyasint,omitempty"`
+}
+
+// EncodeKeyEvent returns the body of a KindKeyEvent record.
+func EncodeKeyEvent(ev KeyEvent) []byte { return encodeRecord(ev) }
+
+// DecodeKeyEvent reads the body of a KindKeyEvent record: a well-formed
+// agent id and either an added key (an Ed25519 public key and a
+// certificate) or a removal (nothing else). It does not decode or verify
+// the certificate (VerifyProtocolBody does).
+func DecodeKeyEvent(b []byte) (KeyEvent, error) {
+	var ev KeyEvent
+	if err := decodeRecord("key event", b, &ev); err != nil {
+		return KeyEvent{}, err
+	}
+	if _, err := protocol.ParseAgentID(ev.AgentID); err != nil {
+		return KeyEvent{}, fmt.Errorf("%w: key event: %w", protocol.ErrMalformed, err)
+	}
+	switch ev.Op {
+	case KeyAdded:
+		if len(ev.PublicKey) != ed25519.PublicKeySize || len(ev.Certificate) == 0 {
+			return KeyEvent{}, fmt.Errorf("%w: added key of %s without a %d-byte key and a certificate", protocol.ErrMalformed, ev.AgentID, ed25519.PublicKeySize)
+		}
+	case KeyRemoved:
+		if ev.PublicKey != nil || ev.Certificate != nil || ev.Capabilities != nil {
+			return KeyEvent{}, fmt.Errorf("%w: removal of %s carries a key, certificate or capabilities", protocol.ErrMalformed, ev.AgentID)
+		}
+	default:
+		return KeyEvent{}, fmt.Errorf("%w: key event %q", protocol.ErrMalformed, ev.Op)
+	}
+	return ev, nil
+}
+
+// KeyEventRecord is a KindKeyEvent record.
+func KeyEventRecord(t time.Time, ev KeyEvent) Record {
+	return Record{Kind: KindKeyEvent, Time: t, Body: EncodeKeyEvent(ev)}
+}
+
+// verifyKeyEvent is VerifyProtocolBody for KindKeyEvent: well formed and,
+// for an added key, a certificate signed by the organisation its agent id
+// names, valid at the entry's time, of that agent, that key and those
+// capabilities.
+func verifyKeyEvent(e Entry) error {
+	ev, err := DecodeKeyEvent(e.Body)
+	if err != nil {
+		return err
+	}
+	if ev.Op != KeyAdded {
+		return nil
+	}
+	var cert protocol.Certificate
+	if err := cert.UnmarshalCBOR(ev.Certificate); err != nil {
+		return fmt.Errorf("certificate: %w", err)
+	}
+	if err := cert.Verify(e.Time); err != nil {
+		return err
+	}
+	if cert.AgentID != ev.AgentID || !bytes.Equal(cert.PublicKey, ev.PublicKey) || !slices.Equal(cert.Capabilities, ev.Capabilities) {
+		return fmt.Errorf("%w: key event of %s does not match its certificate (of %s)", protocol.ErrBadCertificate, ev.AgentID, cert.AgentID)
+	}
+	return nil
+}
+
+// AttestationRecord is the record of a trust attestation this node issued
+// or received: its encoding as registry/attest signed it, under the
+// commitment it is about and, for one the node issued, that commitment's
+// session. VerifyProtocolBody checks its evidence (verifyAttestation);
+// the attester's own signature is registry/attest's to check, which the
+// node does before recording.
+func AttestationRecord(t time.Time, session, commitment string, raw []byte) Record {
+	return Record{Kind: KindAttestation, Time: t, Session: session, Commitment: commitment, Body: raw}
+}
+
+// verifyAttestation is VerifyProtocolBody for KindAttestation: the
+// evidence proves the commitment, and the entry, if it names a
+// commitment, names that one.
+func verifyAttestation(e Entry) error {
+	id, err := verifyAttestationEvidence(e.Body)
+	if err != nil {
+		return err
+	}
+	if e.Commitment != "" && e.Commitment != id {
+		return fmt.Errorf("entry names commitment %q, its attestation %q", e.Commitment, id)
+	}
+	return nil
+}
+
+// attestationVersion is the attestation format whose evidence
+// VerifyProtocolBody checks: registry/attest.Version (a test keeps the two
+// equal; registry depends on ledger, not the reverse).
+const attestationVersion = "asp/1.1"
+
+// attestationEvidence is the part of an attestation's CBOR that names and
+// proves the commitment; the other fields are ignored here.
+type attestationEvidence struct {
+	Version      string   `cbor:"version"`
+	Attester     string   `cbor:"attester"`
+	Subject      string   `cbor:"subject"`
+	CommitmentID string   `cbor:"commitmentId"`
+	Offer        []byte   `cbor:"offer"`
+	Acceptance   []byte   `cbor:"acceptance"`
+	Receipts     [][]byte `cbor:"receipts"`
+}
+
+// evidenceDecMode reads the evidence fields of an attestation: no
+// duplicate keys (so no reader can see another offer than the one
+// signed), case-sensitive names, no tags, no indefinite lengths; the
+// attestation's other fields are skipped.
+var evidenceDecMode = func() cbor.DecMode {
+	dm, err := cbor.DecOptions{
+		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
+		IndefLength:       cbor.IndefLengthForbidden,
+		TagsMd:            cbor.TagsForbidden,
+		MaxNestedLevels:   16,
+		MaxArrayElements:  4096,
+		MaxMapPairs:       4096,
+		UTF8:              cbor.UTF8RejectInvalid,
+		FieldNameMatching: cbor.FieldNameMatchingCaseSensitive,
+	}.DecMode()
+	if err != nil {
+		panic(err)
+	}
+	return dm
+}()
+
+// verifyAttestationEvidence checks the evidence of an encoded attestation
+// and returns the id of the commitment it proves.
+func verifyAttestationEvidence(b []byte) (string, error) {
+	var w attestationEvidence
+	if err := evidenceDecMode.Unmarshal(b, &w); err != nil {
+		return "", fmt.Errorf("%w: %v", protocol.ErrMalformed, err)
+	}
+	if w.Version != attestationVersion {
+		return "", fmt.Errorf("%w: attestation version %q, want %q", protocol.ErrVersion, w.Version, attestationVersion)
+	}
+	offer, err := protocol.DecodeEnvelope(w.Offer)
+	if err != nil {
+		return "", fmt.Errorf("offer: %w", err)
+	}
+	acc, err := protocol.DecodeEnvelope(w.Acceptance)
+	if err != nil {
+		return "", fmt.Errorf("acceptance: %w", err)
+	}
+	var receipts []*protocol.Receipt
+	for _, rb := range w.Receipts {
+		r, err := protocol.DecodeReceipt(rb)
+		if err != nil {
+			return "", err
+		}
+		receipts = append(receipts, r)
+	}
+	c, err := protocol.VerifyEvidence(offer, acc, receipts)
+	if err != nil {
+		return "", err
+	}
+	if w.CommitmentID != c.ID {
+		return "", fmt.Errorf("%w: names %s, its evidence forms %s", protocol.ErrWrongCommitment, w.CommitmentID, c.ID)
+	}
+	if w.Attester == w.Subject || !slices.Contains(c.Parties(), w.Attester) || !slices.Contains(c.Parties(), w.Subject) {
+		return "", fmt.Errorf("%w: %s about %s on %s", protocol.ErrNotParty, w.Attester, w.Subject, c.ID)
+	}
+	return c.ID, nil
 }
 
 // CommitmentRefs is the one check on the node's records that spans

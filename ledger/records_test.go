@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -32,6 +34,13 @@ func TestRecordEncodingsPinned(t *testing.T) {
 		Adopted string `cbor:"1,keyasint,omitempty"`
 		Ended   string `cbor:"2,keyasint,omitempty"`
 	}
+	type agentEvent struct {
+		Op           string   `cbor:"1,keyasint"`
+		AgentID      string   `cbor:"2,keyasint"`
+		PublicKey    []byte   `cbor:"3,keyasint,omitempty"`
+		Certificate  []byte   `cbor:"4,keyasint,omitempty"`
+		Capabilities []string `cbor:"5,keyasint,omitempty"`
+	}
 	old := func(v any) []byte {
 		b, err := cbor.Marshal(v)
 		if err != nil {
@@ -54,6 +63,12 @@ func TestRecordEncodingsPinned(t *testing.T) {
 			old(refusal{MessageID: "m1", Code: "c", Reason: "r"}), ""},
 		{"adopted", EncodeReconciled(Reconciled{Adopted: "m1"}), old(reconciled{Adopted: "m1"}), "a101626d31"},
 		{"ended", EncodeReconciled(Reconciled{Ended: "why"}), old(reconciled{Ended: "why"}), "a10263776879"},
+		{"key added", EncodeKeyEvent(KeyEvent{Op: KeyAdded, AgentID: "a", PublicKey: []byte{1}, Certificate: []byte{2}, Capabilities: []string{"buy"}}),
+			old(agentEvent{Op: "add", AgentID: "a", PublicKey: []byte{1}, Certificate: []byte{2}, Capabilities: []string{"buy"}}),
+			"a50163616464026161034101044102058163627579"},
+		{"key added, no capabilities", EncodeKeyEvent(KeyEvent{Op: KeyAdded, AgentID: "a", PublicKey: []byte{1}, Certificate: []byte{2}, Capabilities: []string{}}),
+			old(agentEvent{Op: "add", AgentID: "a", PublicKey: []byte{1}, Certificate: []byte{2}, Capabilities: []string{}}), ""},
+		{"key removed", EncodeKeyEvent(KeyEvent{Op: KeyRemoved, AgentID: "a"}), old(agentEvent{Op: "remove", AgentID: "a"}), "a2016672656d6f7665026161"},
 	} {
 		if !bytes.Equal(tc.got, tc.was) {
 			t.Errorf("%s: encodes %x, the node wrote %x", tc.name, tc.got, tc.was)
@@ -62,16 +77,35 @@ func TestRecordEncodingsPinned(t *testing.T) {
 			t.Errorf("%s: encodes %s, want %s", tc.name, h, tc.hex)
 		}
 	}
+	// The whole records, as the node built them.
+	at := time.Date(2027, 2, 1, 9, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name     string
+		got, was Record
+	}{
+		{"key event", KeyEventRecord(at, KeyEvent{Op: KeyRemoved, AgentID: "a"}),
+			Record{Kind: KindKeyEvent, Time: at, Body: old(agentEvent{Op: "remove", AgentID: "a"})}},
+		{"attestation received", AttestationRecord(at, "", "c", []byte("att")),
+			Record{Kind: KindAttestation, Time: at, Commitment: "c", Body: []byte("att")}},
+		{"attestation issued", AttestationRecord(at, "s", "c", []byte("att")),
+			Record{Kind: KindAttestation, Time: at, Session: "s", Commitment: "c", Body: []byte("att")}},
+	} {
+		if !reflect.DeepEqual(tc.got, tc.was) {
+			t.Errorf("%s: record %+v, the node wrote %+v", tc.name, tc.got, tc.was)
+		}
+	}
 }
 
 // recordsLedger is the seed deal as a node records it, followed by a
-// signed claim on the commitment (kind 6), a refused move (kind 32) and
-// its adoption (kind 33).
+// signed claim on the commitment (kind 6), a refused move (kind 32), its
+// adoption (kind 33), the buyer's agent key (kind 11) and the buyer's
+// attestation of the commitment with both organisations' receipts (kind
+// 7), the last two at the end.
 func recordsLedger(t *testing.T) (recs []Record, claimAt int) {
 	t.Helper()
 	start := time.Date(2027, 2, 1, 9, 0, 0, 0, time.UTC)
-	buyer := protocoltest.FixtureParty("buyer", "buyer")
-	deal, err := protocoltest.SeedDeal(buyer, protocoltest.FixtureParty("vendor", "vendor"), start)
+	buyer, vendor := protocoltest.FixtureParty("buyer", "buyer"), protocoltest.FixtureParty("vendor", "vendor")
+	deal, err := protocoltest.SeedDeal(buyer, vendor, start)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,12 +136,65 @@ func recordsLedger(t *testing.T) (recs []Record, claimAt int) {
 	recs = append(recs, CommitmentUpdateRecord(at, c.SessionID, c.ID, CommitmentUpdate{State: protocol.CommitmentFulfillmentClaimed, Action: raw}),
 		RefusalRecord(at, c.SessionID, "", Refusal{MessageID: deal.Transcript[2].MessageID, Code: "busy", Reason: "later"}),
 		ReconciledRecord(at, c.SessionID, Reconciled{Adopted: deal.Transcript[2].MessageID}))
+
+	certBytes, err := deal.BuyerCert.MarshalCBOR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs = append(recs, KeyEventRecord(start, KeyEvent{Op: KeyAdded, AgentID: deal.Buyer.String(),
+		PublicKey: deal.BuyerCert.PublicKey, Certificate: certBytes, Capabilities: deal.BuyerCert.Capabilities}))
+
+	// The attestation's evidence fields (registry/attest builds the whole;
+	// its own signature is not the ledger's to check).
+	rc := c
+	for i, org := range []protocoltest.Party{buyer, vendor} {
+		r, err := protocol.SignCommitmentReceipt(org.OrgKey, rc, uint64(i+1), []byte("checkpoint\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rc, err = rc.AddReceipt(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recs = append(recs, AttestationRecord(at, c.SessionID, c.ID, attestationBody(t, evidenceOf(t, rc, deal.Buyer, deal.Vendor))))
 	return recs, claimAt
 }
 
+// evidenceOf is the evidence of an attestation by attester about subject
+// of the receipted commitment c.
+func evidenceOf(t *testing.T, c *protocol.Commitment, attester, subject protocol.AgentID) attestationEvidence {
+	t.Helper()
+	w := attestationEvidence{Version: attestationVersion, Attester: attester.String(), Subject: subject.String(), CommitmentID: c.ID}
+	var err error
+	if w.Offer, err = protocol.EncodeEnvelope(c.Offer); err != nil {
+		t.Fatal(err)
+	}
+	if w.Acceptance, err = protocol.EncodeEnvelope(c.Acceptance); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range c.Receipts {
+		b, err := protocol.EncodeReceipt(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Receipts = append(w.Receipts, b)
+	}
+	return w
+}
+
+func attestationBody(t *testing.T, w attestationEvidence) []byte {
+	t.Helper()
+	b, err := cbor.Marshal(w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // A forger holding the checkpoint key rewrites a commitment update,
-// refusal or reconciliation and re-signs every checkpoint: the bundle is
-// structurally sound, and VerifyProtocolBody names the forged entry.
+// refusal, reconciliation, key event or attestation and re-signs every
+// checkpoint: the bundle is structurally sound, and VerifyProtocolBody
+// names the forged entry.
 func TestVerifyBundleRefusesForgedRecords(t *testing.T) {
 	recs, claimAt := recordsLedger(t)
 	build := func(rs []Record) []byte {
@@ -136,6 +223,19 @@ func TestVerifyBundleRefusesForgedRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	refusalAt, reconciledAt := claimAt+1, claimAt+2
+	keyAt, attestationAt := len(recs)-2, len(recs)-1
+	key, err := DecodeKeyEvent(recs[keyAt].Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cert protocol.Certificate
+	if err := cert.UnmarshalCBOR(key.Certificate); err != nil {
+		t.Fatal(err)
+	}
+	var evidence attestationEvidence
+	if err := cbor.Unmarshal(recs[attestationAt].Body, &evidence); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name  string
 		index int
@@ -159,6 +259,34 @@ func TestVerifyBundleRefusesForgedRecords(t *testing.T) {
 			r.Body = EncodeReconciled(Reconciled{Adopted: "m", Ended: "why"})
 		}},
 		{"reconciliation naming no session", reconciledAt, func(r *Record) { r.Session = "" }},
+		{"key event with another key than its certificate's", keyAt, func(r *Record) {
+			k := key
+			k.PublicKey = bytes.Repeat([]byte{7}, len(key.PublicKey))
+			r.Body = EncodeKeyEvent(k)
+		}},
+		{"key event whose certificate grants more after signing", keyAt, func(r *Record) {
+			c := cert
+			c.Capabilities = append(slices.Clone(cert.Capabilities), "sell:gpu-hours")
+			b, err := c.MarshalCBOR()
+			if err != nil {
+				t.Fatal(err)
+			}
+			k := key
+			k.Certificate, k.Capabilities = b, c.Capabilities
+			r.Body = EncodeKeyEvent(k)
+		}},
+		{"key event of an unknown kind", keyAt, func(r *Record) {
+			k := key
+			k.Op = "rotate"
+			r.Body = EncodeKeyEvent(k)
+		}},
+		{"key event after its certificate expired", keyAt, func(r *Record) { r.Time = cert.NotAfter.Add(time.Millisecond) }},
+		{"attestation with one receipt", attestationAt, func(r *Record) {
+			w := evidence
+			w.Receipts = w.Receipts[:1]
+			r.Body = attestationBody(t, w)
+		}},
+		{"attestation naming another commitment", attestationAt, func(r *Record) { r.Commitment = "c-other" }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			forged := append([]Record(nil), recs...)
@@ -192,6 +320,15 @@ func TestRecordDecoders(t *testing.T) {
 			t.Fatalf("reconciliation: %+v, %v", got, err)
 		}
 	}
+	agent := "agent://12D3KooWGzxzKZYveHXtpG6AsrUJBcWxHBFS2HsEoGTxrMLvKXtf/a"
+	for _, k := range []KeyEvent{
+		{Op: KeyAdded, AgentID: agent, PublicKey: make([]byte, 32), Certificate: []byte{1}, Capabilities: []string{"buy"}},
+		{Op: KeyRemoved, AgentID: agent},
+	} {
+		if got, err := DecodeKeyEvent(EncodeKeyEvent(k)); err != nil || !sameKeyEvent(got, k) {
+			t.Fatalf("key event: %+v, %v", got, err)
+		}
+	}
 	dup := []byte{0xa2, 0x01, 0x61, 'm', 0x01, 0x61, 'n'} // {1: "m", 1: "n"}
 	bad := map[string]func() error{
 		"update, empty action": func() error {
@@ -206,6 +343,16 @@ func TestRecordDecoders(t *testing.T) {
 			_, err := DecodeReconciled(append(EncodeReconciled(Reconciled{Ended: "x"}), 0))
 			return err
 		},
+	}
+	for name, k := range map[string]KeyEvent{
+		"key event, unknown op":       {Op: "rotate", AgentID: agent},
+		"key event, bad agent id":     {Op: KeyRemoved, AgentID: "a"},
+		"key added, no certificate":   {Op: KeyAdded, AgentID: agent, PublicKey: make([]byte, 32)},
+		"key added, short key":        {Op: KeyAdded, AgentID: agent, PublicKey: make([]byte, 31), Certificate: []byte{1}},
+		"key removed, with a key":     {Op: KeyRemoved, AgentID: agent, PublicKey: make([]byte, 32)},
+		"key removed, with abilities": {Op: KeyRemoved, AgentID: agent, Capabilities: []string{"buy"}},
+	} {
+		bad[name] = func() error { _, err := DecodeKeyEvent(EncodeKeyEvent(k)); return err }
 	}
 	for name, f := range bad {
 		if err := f(); !errors.Is(err, protocol.ErrMalformed) {
@@ -222,6 +369,9 @@ func FuzzRecordDecoders(f *testing.F) {
 	f.Add(EncodeRefusal(Refusal{MessageID: "m", Code: "c", Reason: "r"}))
 	f.Add(EncodeReconciled(Reconciled{Adopted: "m"}))
 	f.Add(EncodeReconciled(Reconciled{Ended: "why"}))
+	f.Add(EncodeKeyEvent(KeyEvent{Op: KeyRemoved, AgentID: "agent://12D3KooWGzxzKZYveHXtpG6AsrUJBcWxHBFS2HsEoGTxrMLvKXtf/a"}))
+	f.Add(EncodeKeyEvent(KeyEvent{Op: KeyAdded, AgentID: "agent://12D3KooWGzxzKZYveHXtpG6AsrUJBcWxHBFS2HsEoGTxrMLvKXtf/a",
+		PublicKey: make([]byte, 32), Certificate: []byte{0xa0}, Capabilities: []string{"buy"}}))
 	f.Add([]byte{0xa2, 0x01, 0x61, 'm', 0x01, 0x61, 'n'})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if u, err := DecodeCommitmentUpdate(b); err == nil {
@@ -240,8 +390,13 @@ func FuzzRecordDecoders(f *testing.F) {
 				t.Fatalf("reconciliation %+v reads back as %+v, %v", r, v, err)
 			}
 		}
+		if k, err := DecodeKeyEvent(b); err == nil {
+			if v, err := DecodeKeyEvent(EncodeKeyEvent(k)); err != nil || !sameKeyEvent(v, k) {
+				t.Fatalf("key event %+v reads back as %+v, %v", k, v, err)
+			}
+		}
 		// Any body under any of the node's kinds: an error, never a panic.
-		for _, k := range []Kind{KindCommitmentUpdate, KindMessageRefused, KindReconciled} {
+		for _, k := range []Kind{KindCommitmentUpdate, KindMessageRefused, KindReconciled, KindKeyEvent, KindAttestation} {
 			_ = VerifyProtocolBody(Entry{Kind: k, Session: "s", Commitment: "c", Body: b})
 		}
 	})
@@ -282,4 +437,11 @@ func TestCommitmentRefsRefusesInventedCommitment(t *testing.T) {
 	if !errors.As(err, &ve) || ve.What != "entry" || ve.Index != uint64(claimAt-1) {
 		t.Fatalf("invented commitment: %v", err)
 	}
+}
+
+// sameKeyEvent compares key events as their encoding does: an empty key,
+// certificate or capability list is none.
+func sameKeyEvent(a, b KeyEvent) bool {
+	return a.Op == b.Op && a.AgentID == b.AgentID && bytes.Equal(a.PublicKey, b.PublicKey) &&
+		bytes.Equal(a.Certificate, b.Certificate) && slices.Equal(a.Capabilities, b.Capabilities)
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/aspnode/asp/node/api"
 	"github.com/aspnode/asp/protocol"
 	"github.com/aspnode/asp/registry"
-	"github.com/fxamacker/cbor/v2"
 )
 
 // certValidity is how long an agent certificate is valid.
@@ -26,15 +25,6 @@ type localAgent struct {
 	id   protocol.AgentID
 	key  ed25519.PrivateKey
 	cert *protocol.Certificate
-}
-
-// agentEvent is the ledger record of an agent's key being created or removed.
-type agentEvent struct {
-	Op           string   `cbor:"1,keyasint"` // "add" or "remove"
-	AgentID      string   `cbor:"2,keyasint"`
-	PublicKey    []byte   `cbor:"3,keyasint,omitempty"`
-	Certificate  []byte   `cbor:"4,keyasint,omitempty"`
-	Capabilities []string `cbor:"5,keyasint,omitempty"`
 }
 
 func (n *Node) loadAgents() error {
@@ -137,8 +127,8 @@ func (n *Node) CreateAgent(ctx context.Context, req api.CreateAgentRequest) (api
 		}
 		return api.CreateAgentResponse{}, err
 	}
-	ev, _ := cbor.Marshal(agentEvent{Op: "add", AgentID: id.String(), PublicKey: pub, Certificate: certBytes, Capabilities: rec.Capabilities})
-	if _, err := n.record(ctx, "key event", ledger.Record{Kind: ledger.KindKeyEvent, Time: now, Body: ev}); err != nil {
+	ev := ledger.KeyEvent{Op: ledger.KeyAdded, AgentID: id.String(), PublicKey: pub, Certificate: certBytes, Capabilities: rec.Capabilities}
+	if _, err := n.record(ctx, "key event", ledger.KeyEventRecord(now, ev)); err != nil {
 		_ = n.st.deleteAgent(rec)
 		return api.CreateAgentResponse{}, fmt.Errorf("record agent key: %w", err)
 	}
@@ -185,8 +175,8 @@ func (n *Node) DeleteAgent(ctx context.Context, agentID string) error {
 	if a == nil {
 		return notFound("agent", agentID)
 	}
-	ev, _ := cbor.Marshal(agentEvent{Op: "remove", AgentID: agentID})
-	if _, err := n.record(ctx, "key event", ledger.Record{Kind: ledger.KindKeyEvent, Time: n.now(), Body: ev}); err != nil {
+	ev := ledger.KeyEvent{Op: ledger.KeyRemoved, AgentID: agentID}
+	if _, err := n.record(ctx, "key event", ledger.KeyEventRecord(n.now(), ev)); err != nil {
 		return err
 	}
 	if err := n.st.deleteAgent(a.rec); err != nil {

@@ -1,9 +1,12 @@
 package node
 
 import (
+	"context"
+	"path/filepath"
 	"testing"
 
 	"github.com/aspnode/asp/ledger"
+	"github.com/aspnode/asp/node/api"
 )
 
 // verifiedKinds checks every entry of n's ledger with
@@ -42,5 +45,35 @@ func TestRefusalAndReconciliationRecordsVerify(t *testing.T) {
 	}
 	if k := verifiedKinds(t, p.buyerNode); k[ledger.KindMessageRefused] == 0 {
 		t.Fatalf("buyer ledger holds no refusal: %v", k)
+	}
+}
+
+// The key events a node records pass the offline verifier: an agent
+// created (with the certificate the node issued for its key) and removed.
+// The same entries with a trailing byte are refused.
+func TestKeyEventRecordsVerify(t *testing.T) {
+	n := startNode(t, filepath.Join(t.TempDir(), "org"))
+	ctx := context.Background()
+	for _, caps := range [][]string{{"compute.gpu-hours", "procurement"}, nil} {
+		ra, err := n.CreateAgent(ctx, api.CreateAgentRequest{Name: "agent" + string(rune('a'+len(caps))), Capabilities: caps})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.DeleteAgent(ctx, ra.AgentID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if k := verifiedKinds(t, n); k[ledger.KindKeyEvent] != 4 {
+		t.Fatalf("ledger holds %d key events, want 4: %v", k[ledger.KindKeyEvent], k)
+	}
+	ents, err := n.led.ByKind(ledger.KindKeyEvent, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		e.Body = append(e.Body[:len(e.Body):len(e.Body)], 0)
+		if err := ledger.VerifyProtocolBody(e); err == nil {
+			t.Fatalf("key event %d with a byte appended verifies", e.Index)
+		}
 	}
 }

@@ -115,7 +115,7 @@ func (n *Node) onAttestation(d attest.Delivery) {
 		if err != nil {
 			return
 		}
-		if _, err := n.record(n.ctx, "attestation", ledger.Record{Kind: ledger.KindAttestation, Time: n.now(), Commitment: d.Attestation.CommitmentID, Body: raw}); err != nil {
+		if _, err := n.record(n.ctx, "attestation", ledger.AttestationRecord(n.now(), "", d.Attestation.CommitmentID, raw)); err != nil {
 			n.log.Warn("record attestation", "err", err)
 			return
 		}
@@ -255,7 +255,7 @@ func (n *Node) onCommitmentSettled(c *commitment) {
 	t.recorded[h] = true
 	t.mu.Unlock()
 	// Recorded before it is published.
-	if _, err := n.record(n.ctx, "attestation", ledger.Record{Kind: ledger.KindAttestation, Time: a.Time, Session: c.session, Commitment: c.id, Body: raw}); err != nil {
+	if _, err := n.record(n.ctx, "attestation", ledger.AttestationRecord(a.Time, c.session, c.id, raw)); err != nil {
 		n.log.Warn("record attestation", "commitment", c.id, "err", err)
 		return
 	}
