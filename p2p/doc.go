@@ -2,7 +2,9 @@
 // identity persisted in the node home, TCP and QUIC transports, Noise and
 // TLS security, yamux, the libp2p resource manager, a connection gater
 // honouring allow and deny lists of peer ids, a Kademlia DHT in server mode
-// under the protocol prefix "/asp", and GossipSub with flood publishing.
+// under the protocol prefix "/asp", GossipSub with flood publishing, and,
+// when Config.MDNS names a service, discovery of other hosts on the LAN by
+// multicast DNS.
 //
 // On top of libp2p streams it provides a small request/response layer
 // (Handle and Request) with length-prefixed frames (WriteFrame, ReadFrame),
