@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/aspnode/asp/ledger"
@@ -19,6 +20,56 @@ import (
 // certValidity is how long an agent certificate is valid.
 const certValidity = 365 * 24 * time.Hour
 
+// agentStore holds the agents this node hosts: in memory by agent id and by
+// token hash, their keys and tokens in the secret store.
+type agentStore struct {
+	change  sync.Mutex // serialises adding and removing agents
+	mu      sync.RWMutex
+	byID    map[string]*localAgent
+	byToken map[string]*localAgent // by hex(sha256(token))
+	secrets *secretStore
+}
+
+func newAgentStore() *agentStore {
+	return &agentStore{byID: make(map[string]*localAgent), byToken: make(map[string]*localAgent)}
+}
+
+func (s *agentStore) get(id string) *localAgent {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.byID[id]
+}
+
+func (s *agentStore) withToken(hash []byte) *localAgent {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.byToken[hex.EncodeToString(hash)]
+}
+
+func (s *agentStore) list() []*localAgent {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]*localAgent, 0, len(s.byID))
+	for _, a := range s.byID {
+		out = append(out, a)
+	}
+	return out
+}
+
+func (s *agentStore) insert(a *localAgent) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.byID[a.id.String()] = a
+	s.byToken[hex.EncodeToString(a.rec.TokenHash)] = a
+}
+
+func (s *agentStore) remove(a *localAgent) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.byID, a.id.String())
+	delete(s.byToken, hex.EncodeToString(a.rec.TokenHash))
+}
+
 // localAgent is an agent hosted by this node, held in memory.
 type localAgent struct {
 	rec  *agentRecord
@@ -28,7 +79,7 @@ type localAgent struct {
 }
 
 func (n *Node) loadAgents() error {
-	recs, err := n.st.agents()
+	recs, err := n.agents.secrets.agents()
 	if err != nil {
 		return err
 	}
@@ -37,8 +88,7 @@ func (n *Node) loadAgents() error {
 		if err != nil {
 			return err
 		}
-		n.agents[a.id.String()] = a
-		n.tokens[hex.EncodeToString(r.TokenHash)] = a
+		n.agents.insert(a)
 	}
 	return nil
 }
@@ -65,9 +115,7 @@ func (n *Node) Authenticate(token string) (api.Principal, error) {
 	if tokenMatches(h, n.adminHash) {
 		return api.Principal{Admin: true}, nil
 	}
-	n.mu.RLock()
-	a := n.tokens[hex.EncodeToString(h)]
-	n.mu.RUnlock()
+	a := n.agents.withToken(h)
 	if a == nil {
 		return api.Principal{}, errorf(protocol.CodeUnauthorized, "unknown token")
 	}
@@ -119,9 +167,9 @@ func (n *Node) CreateAgent(ctx context.Context, req api.CreateAgentRequest) (api
 		TokenHash:    tokenHash(token),
 		Created:      now,
 	}
-	n.agentMu.Lock()
-	defer n.agentMu.Unlock()
-	if err := n.st.putAgent(rec); err != nil {
+	n.agents.change.Lock()
+	defer n.agents.change.Unlock()
+	if err := n.agents.secrets.putAgent(rec); err != nil {
 		if err == errDuplicate {
 			return api.CreateAgentResponse{}, errorf(protocol.CodeDuplicate, "agent %s exists", id)
 		}
@@ -129,14 +177,11 @@ func (n *Node) CreateAgent(ctx context.Context, req api.CreateAgentRequest) (api
 	}
 	ev := ledger.KeyEvent{Op: ledger.KeyAdded, AgentID: id.String(), PublicKey: pub, Certificate: certBytes, Capabilities: rec.Capabilities}
 	if _, err := n.record(ctx, "key event", ledger.KeyEventRecord(now, ev)); err != nil {
-		_ = n.st.deleteAgent(rec)
+		_ = n.agents.secrets.deleteAgent(rec)
 		return api.CreateAgentResponse{}, fmt.Errorf("record agent key: %w", err)
 	}
 	a := &localAgent{rec: rec, id: id, key: priv, cert: cert}
-	n.mu.Lock()
-	n.agents[id.String()] = a
-	n.tokens[hex.EncodeToString(rec.TokenHash)] = a
-	n.mu.Unlock()
+	n.agents.insert(a)
 	n.onAgentAdded(a)
 	n.log.Info("agent added", "agent", id.String(), "capabilities", req.Capabilities)
 	return api.CreateAgentResponse{AgentID: id.String(), Token: token}, nil
@@ -144,12 +189,11 @@ func (n *Node) CreateAgent(ctx context.Context, req api.CreateAgentRequest) (api
 
 // ListAgents implements api.Backend.
 func (n *Node) ListAgents(ctx context.Context) ([]api.AgentInfo, error) {
-	n.mu.RLock()
-	out := make([]api.AgentInfo, 0, len(n.agents))
-	for _, a := range n.agents {
+	list := n.agents.list()
+	out := make([]api.AgentInfo, 0, len(list))
+	for _, a := range list {
 		out = append(out, agentInfo(a))
 	}
-	n.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].AgentID < out[j].AgentID })
 	return out, nil
 }
@@ -167,11 +211,9 @@ func agentInfo(a *localAgent) api.AgentInfo {
 
 // DeleteAgent implements api.Backend.
 func (n *Node) DeleteAgent(ctx context.Context, agentID string) error {
-	n.agentMu.Lock()
-	defer n.agentMu.Unlock()
-	n.mu.RLock()
-	a := n.agents[agentID]
-	n.mu.RUnlock()
+	n.agents.change.Lock()
+	defer n.agents.change.Unlock()
+	a := n.agents.get(agentID)
 	if a == nil {
 		return notFound("agent", agentID)
 	}
@@ -179,21 +221,14 @@ func (n *Node) DeleteAgent(ctx context.Context, agentID string) error {
 	if _, err := n.record(ctx, "key event", ledger.KeyEventRecord(n.now(), ev)); err != nil {
 		return err
 	}
-	if err := n.st.deleteAgent(a.rec); err != nil {
+	if err := n.agents.secrets.deleteAgent(a.rec); err != nil {
 		return err
 	}
-	n.mu.Lock()
-	delete(n.agents, agentID)
-	delete(n.tokens, hex.EncodeToString(a.rec.TokenHash))
-	n.mu.Unlock()
+	n.agents.remove(a)
 	n.bus.closeAgent(agentID)
 	n.onAgentRemoved(a)
 	n.log.Info("agent removed", "agent", agentID)
 	return nil
 }
 
-func (n *Node) localAgent(id string) *localAgent {
-	n.mu.RLock()
-	defer n.mu.RUnlock()
-	return n.agents[id]
-}
+func (n *Node) localAgent(id string) *localAgent { return n.agents.get(id) }

@@ -17,7 +17,8 @@
 //   - recovery from the ledger and the resend loop (recover.go);
 //   - requests to other nodes (transport.go), the audit chain served to
 //     agents (audit.go);
-//   - the agents, their keys and tokens (agents.go, state.go, seal.go);
+//   - the agent store: the agents, their keys and tokens (agents.go,
+//     secrets.go, seal.go);
 //   - the registry and trust wiring (ext.go, trust.go), events (events.go).
 //
 // # Concurrency and lock order
@@ -33,7 +34,7 @@
 //	commitment.mu      one change at a time to a commitment
 //	sessionTable.mu    the session table and its count of inbound sessions
 //	commitmentBook.mu  the commitment book
-//	leaves             agentMu then mu (agents), trustState.mu, checkpointer.mu,
+//	leaves             agentStore.change then agentStore.mu, trustState.mu, checkpointer.mu,
 //	                   the memos, the event bus, the ledger's own locks
 //
 // A session step may take the lock of the commitment it forms (an ACCEPT),

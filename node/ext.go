@@ -49,13 +49,7 @@ func (n *Node) startExtensions() error {
 		return err
 	}
 	n.ext.reg = r
-	n.mu.RLock()
-	agents := make([]*localAgent, 0, len(n.agents))
-	for _, a := range n.agents {
-		agents = append(agents, a)
-	}
-	n.mu.RUnlock()
-	for _, a := range agents {
+	for _, a := range n.agents.list() {
 		n.publishCard(a)
 	}
 	n.wg.Add(1)

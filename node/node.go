@@ -64,7 +64,7 @@ func WithClock(now func() time.Time) Option {
 	return func(o *options) error { o.clock = now; return nil }
 }
 
-// WithFS sets the filesystem of the ledger and state stores. Default: the
+// WithFS sets the filesystem of the ledger and the secret store. Default: the
 // operating system's.
 func WithFS(fs vfs.FS) Option {
 	return func(o *options) error { o.fs = fs; return nil }
@@ -87,7 +87,6 @@ type Node struct {
 	peerID    string
 	adminHash []byte
 
-	st   *state
 	led  *ledger.Ledger
 	host *p2p.Host
 	reg  *prometheus.Registry
@@ -106,10 +105,7 @@ type Node struct {
 	checkpoints memo[uint64]
 	pcfg        protocol.Config
 
-	agentMu sync.Mutex // serialises agent creation and removal
-	mu      sync.RWMutex
-	agents  map[string]*localAgent // by agent id
-	tokens  map[string]*localAgent // by hex(sha256(token))
+	agents *agentStore
 
 	sessions    *sessionTable
 	commitments *commitmentBook
@@ -143,8 +139,7 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 		cfg:         cfg,
 		opts:        o,
 		log:         o.logger,
-		agents:      make(map[string]*localAgent),
-		tokens:      make(map[string]*localAgent),
+		agents:      newAgentStore(),
 		sessions:    newSessionTable(),
 		commitments: newCommitmentBook(),
 		sigs:        newSigCache(),
@@ -206,7 +201,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.m = newMetrics(n.reg)
 	n.bus = newBus(func() { n.m.eventsDropped.Inc() })
 
-	n.st, err = openState(filepath.Join(home, StateDir), n.opts.fs, n.log, n.orgKey.Seed())
+	n.agents.secrets, err = openSecrets(filepath.Join(home, StateDir), n.opts.fs, n.log, n.orgKey.Seed())
 	if err != nil {
 		return err
 	}
@@ -367,8 +362,8 @@ func (n *Node) close() error {
 	if n.led != nil {
 		errs = append(errs, n.led.Close())
 	}
-	if n.st != nil {
-		errs = append(errs, n.st.Close())
+	if n.agents.secrets != nil {
+		errs = append(errs, n.agents.secrets.Close())
 	}
 	return errors.Join(errs...)
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
-// Agent signing seeds are sealed in the state store with a key derived
+// Agent signing seeds are sealed in the secret store (DIR/state) with a key derived
 // from the node's identity:
 //
 //	key    = HKDF-SHA256(identity Ed25519 seed, salt none, info sealInfo, 32 bytes)
@@ -78,7 +78,7 @@ func (s *sealer) open(name string, sealed []byte) ([]byte, error) {
 
 // privateFS is the operating system's filesystem, but every file it
 // creates is made mode 0600 and every directory 0700: Pebble creates its
-// files 0666 (less the umask), which left the state store readable by
+// files 0666 (less the umask), which left the secret store readable by
 // every local user.
 type privateFS struct{ vfs.FS }
 

@@ -17,8 +17,8 @@ import (
 	"github.com/fxamacker/cbor/v2"
 )
 
-// state is the node's private store (DIR/state): agent keys and token
-// hashes. Everything a counterparty or auditor may need is in the ledger;
+// secretStore is the node's private store (DIR/state): agent keys and
+// token hashes. Everything a counterparty or auditor may need is in the ledger;
 // this store holds only what must stay secret.
 //
 // Keys:
@@ -30,7 +30,7 @@ import (
 // Its files are mode 0600 (privateFS). A store written before seeds were
 // sealed is migrated when opened: each seed is sealed in place, then the
 // store is flushed and compacted so that no file keeps the clear seed.
-type state struct {
+type secretStore struct {
 	db   *pebble.DB
 	seal *sealer
 }
@@ -65,14 +65,14 @@ func (p pebbleLogger) Fatalf(format string, args ...any) {
 	panic(fmt.Sprintf(format, args...))
 }
 
-// openState opens the state store in dir; identitySeed is the node's
+// openSecrets opens the secret store in dir; identitySeed is the node's
 // identity key seed, from which the key sealing agent seeds is derived.
-func openState(dir string, fs vfs.FS, log *slog.Logger, identitySeed []byte) (*state, error) {
+func openSecrets(dir string, fs vfs.FS, log *slog.Logger, identitySeed []byte) (*secretStore, error) {
 	seal, err := newSealer(identitySeed)
 	if err != nil {
 		return nil, err
 	}
-	// The state store is small (agents and tokens): a small cache and
+	// The secret store is small (agents and tokens): a small cache and
 	// memtable keep an idle node's memory down.
 	cache := pebble.NewCache(1 << 20)
 	defer cache.Unref()
@@ -89,7 +89,7 @@ func openState(dir string, fs vfs.FS, log *slog.Logger, identitySeed []byte) (*s
 	if err != nil {
 		return nil, fmt.Errorf("open state %s: %w", dir, err)
 	}
-	s := &state{db: db, seal: seal}
+	s := &secretStore{db: db, seal: seal}
 	if err := s.sealClearSeeds(log); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open state %s: seal agent seeds: %w", dir, err)
@@ -102,7 +102,7 @@ func openState(dir string, fs vfs.FS, log *slog.Logger, identitySeed []byte) (*s
 // flushed and compacted so that the clear seeds leave every file (the old
 // values and the write-ahead log that held them), and only then marked.
 // A crash in between repeats the work at the next open.
-func (s *state) sealClearSeeds(log *slog.Logger) error {
+func (s *secretStore) sealClearSeeds(log *slog.Logger) error {
 	if _, c, err := s.db.Get(keySeedsSealed); err == nil {
 		c.Close()
 		return nil
@@ -143,14 +143,14 @@ func (s *state) sealClearSeeds(log *slog.Logger) error {
 }
 
 // encode returns the stored form of a: its seed sealed, never in clear.
-func (s *state) encode(a *agentRecord) ([]byte, error) {
+func (s *secretStore) encode(a *agentRecord) ([]byte, error) {
 	stored := *a
 	stored.SealedSeed = s.seal.seal(a.Name, a.Seed)
 	stored.Seed = nil
 	return cbor.Marshal(&stored)
 }
 
-func (s *state) Close() error { return s.db.Close() }
+func (s *secretStore) Close() error { return s.db.Close() }
 
 func tokenHash(tok string) []byte {
 	h := sha256.Sum256([]byte(tok))
@@ -159,7 +159,7 @@ func tokenHash(tok string) []byte {
 
 // putAgent stores a new agent durably. It fails with errDuplicate if the name
 // is taken.
-func (s *state) putAgent(a *agentRecord) error {
+func (s *secretStore) putAgent(a *agentRecord) error {
 	k := []byte("a/" + a.Name)
 	if _, c, err := s.db.Get(k); err == nil {
 		c.Close()
@@ -178,7 +178,7 @@ func (s *state) putAgent(a *agentRecord) error {
 	return b.Commit(pebble.Sync)
 }
 
-func (s *state) deleteAgent(a *agentRecord) error {
+func (s *secretStore) deleteAgent(a *agentRecord) error {
 	b := s.db.NewBatch()
 	defer b.Close()
 	_ = b.Delete([]byte("a/"+a.Name), nil)
@@ -186,7 +186,7 @@ func (s *state) deleteAgent(a *agentRecord) error {
 	return b.Commit(pebble.Sync)
 }
 
-func (s *state) agents() ([]*agentRecord, error) {
+func (s *secretStore) agents() ([]*agentRecord, error) {
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte("a/"), UpperBound: []byte("a0")})
 	if err != nil {
 		return nil, err
@@ -196,20 +196,20 @@ func (s *state) agents() ([]*agentRecord, error) {
 	for it.First(); it.Valid(); it.Next() {
 		var a agentRecord
 		if err := cbor.Unmarshal(it.Value(), &a); err != nil {
-			return nil, fmt.Errorf("state: agent %q: %w", it.Key(), err)
+			return nil, fmt.Errorf("secrets: agent %q: %w", it.Key(), err)
 		}
 		switch {
 		case a.SealedSeed != nil:
 			seed, err := s.seal.open(a.Name, a.SealedSeed)
 			if err != nil {
-				return nil, fmt.Errorf("state: agent %q: %w", a.Name, err)
+				return nil, fmt.Errorf("secrets: agent %q: %w", a.Name, err)
 			}
 			a.Seed, a.SealedSeed = seed, nil
 		case a.Seed != nil:
 			a.clearOnDisk = true
 		}
 		if len(a.Seed) != ed25519.SeedSize {
-			return nil, fmt.Errorf("state: agent %q: seed of %d bytes", a.Name, len(a.Seed))
+			return nil, fmt.Errorf("secrets: agent %q: seed of %d bytes", a.Name, len(a.Seed))
 		}
 		out = append(out, &a)
 	}
@@ -219,4 +219,4 @@ func (s *state) agents() ([]*agentRecord, error) {
 // tokenMatches compares token hashes in constant time.
 func tokenMatches(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1 }
 
-var _ io.Closer = (*state)(nil)
+var _ io.Closer = (*secretStore)(nil)
