@@ -107,6 +107,9 @@ func (n *Node) AgentCard(ctx context.Context, agentID string) (json.RawMessage, 
 	if _, err := protocol.ParseAgentID(agentID); err != nil {
 		return nil, badRequest("agent id: %v", err)
 	}
+	if n.ext.reg == nil {
+		return nil, notFound("agent", agentID) // no registry (the node harness)
+	}
 	if c, ok := n.ext.reg.Card(agentID); ok {
 		return json.Marshal(c)
 	}
@@ -122,6 +125,10 @@ func (n *Node) AgentCard(ctx context.Context, agentID string) (json.RawMessage, 
 
 // Discover implements api.Backend.
 func (n *Node) Discover(ctx context.Context, q api.DiscoverQuery) (api.DiscoverResult, error) {
+	if n.ext.reg == nil {
+		// No registry (the node harness): nothing to search.
+		return api.DiscoverResult{Agents: []api.DiscoveredAgent{}, Partial: true}, nil
+	}
 	res, err := n.ext.reg.Discover(ctx, q.Capability, q.MinTrust, q.Limit)
 	if err != nil {
 		if errors.Is(err, registry.ErrBadCapability) {

@@ -199,6 +199,10 @@ func (n *Node) Trust(ctx context.Context, agentID string) (api.TrustInfo, error)
 	if _, err := protocol.ParseAgentID(agentID); err != nil {
 		return api.TrustInfo{}, badRequest("agent id: %v", err)
 	}
+	if n.ext.trust == nil {
+		// No trust model (the node harness): nothing known, score 0.
+		return api.TrustInfo{AgentID: agentID, Level: "L0"}, nil
+	}
 	n.ext.trust.mu.Lock()
 	n.ext.trust.dirty = true // an explicit question gets a fresh answer
 	n.ext.trust.snapAt = time.Time{}
