@@ -40,6 +40,7 @@ import (
 //	propose a/buyer s1 price=2.40                   the same, PROPOSE
 //	action b/vendor c1 fulfill  a commitment action (fulfill, confirm, dispute)
 //	deliver [a b] [n=N]         deliver queued requests from a to b (all, or the first N)
+//	deliver a b answer=lost     deliver them, but the senders see a transport error
 //	drop [a b] [n=N]            fail them: the sender sees a transport error
 //	crash b                     b stops as if killed: unsynced writes are lost
 //	restart b                   b starts again on what survived
@@ -186,7 +187,7 @@ func (e *henv) run(d *datadriven.TestData) string {
 		}
 		for _, m := range ms {
 			if d.Cmd == "deliver" {
-				e.h.deliver(m)
+				e.h.deliver(m, args["answer"] == "lost")
 			} else {
 				e.h.drop(m, errDropped)
 			}
@@ -205,7 +206,9 @@ func (e *henv) run(d *datadriven.TestData) string {
 			d.Fatalf(e.t, "tick: %v", err)
 		}
 		now := e.clock.advance(dur)
-		out = append(out, "now +"+now.Sub(harnessEpoch).String())
+		e.h.mu.Lock()
+		e.h.eventf("now +%s", now.Sub(harnessEpoch))
+		e.h.mu.Unlock()
 		nodes := pos[1:]
 		if len(nodes) == 0 {
 			nodes = e.order

@@ -178,9 +178,10 @@ func (h *hnet) take(from, to string, max int) []*hmsg {
 }
 
 // deliver runs m's destination handler and answers m's sender with what it
-// returns. The handler runs in a tracked goroutine: it may itself send a
-// request and park.
-func (h *hnet) deliver(m *hmsg) {
+// returns (or, with loseAnswer, with a transport error: the request took
+// effect but its answer was lost). The handler runs in a tracked goroutine:
+// it may itself send a request and park.
+func (h *hnet) deliver(m *hmsg, loseAnswer bool) {
 	h.mu.Lock()
 	dst := h.nodes[m.to].cur
 	if dst == nil || m.src.dead {
@@ -199,6 +200,10 @@ func (h *hnet) deliver(m *hmsg) {
 			h.eventf("%s: handler error: %v", m.desc, err)
 		} else {
 			h.eventf("%s: %s", m.desc, harnessDescribeResp(resp, h.alias))
+		}
+		if loseAnswer {
+			h.eventf("%s: answer lost", m.desc)
+			resp, err = nil, errDropped
 		}
 		h.wake(m, hreply{resp: resp, err: err})
 		h.active--
