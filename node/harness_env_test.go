@@ -33,7 +33,7 @@ import (
 // Commands (a node is named by a letter, an agent as node/name, sessions
 // and commitments by the aliases s1, c1, ... the output gives them):
 //
-//	add-nodes a b               start nodes (identity from the name)
+//	add-nodes a b               start nodes (identity from the name); add-nodes 2: a and b
 //	create-agent a/buyer        an agent on a node
 //	open a/buyer b/vendor       a session; the invitation is queued
 //	move a/buyer s1 PROPOSE price=2.40 [ref=...]   an agent's move
@@ -45,7 +45,7 @@ import (
 //	crash b                     b stops as if killed: unsynced writes are lost
 //	restart b                   b starts again on what survived
 //	tick 2s [a b]               advance the clock; run the nodes' timer work
-//	status [a]                  sessions, commitments, pending moves, ledger size
+//	status [a] (or print)       sessions, commitments, pending moves, ledger size
 //	queue                       the requests in flight
 //
 // After every command the harness waits until every operation it started,
@@ -121,6 +121,14 @@ func (e *henv) run(d *datadriven.TestData) string {
 	var out []string
 	switch d.Cmd {
 	case "add-nodes":
+		if len(pos) == 1 {
+			if k, err := strconv.Atoi(pos[0]); err == nil {
+				pos = nil
+				for i := range k {
+					pos = append(pos, string(rune('a'+len(e.order)+i)))
+				}
+			}
+		}
 		for _, name := range pos {
 			out = append(out, e.addNode(name))
 		}
@@ -219,7 +227,7 @@ func (e *henv) run(d *datadriven.TestData) string {
 			}
 			e.op(name, name+" timers", func(n *Node) string { harnessTick(n); return "done" })
 		}
-	case "status":
+	case "status", "print":
 		nodes := pos
 		if len(nodes) == 0 {
 			nodes = e.order
@@ -375,6 +383,9 @@ func (e *henv) start(hn *hnode) string {
 	}
 	if err := n.Start(context.Background()); err != nil {
 		return fmt.Sprintf("%s: start: %v", hn.name, err)
+	}
+	if n.Host() != nil {
+		e.t.Fatalf("%s: a node given a transport started a libp2p host", hn.name)
 	}
 	inst.n = n
 	e.h.mu.Lock()
