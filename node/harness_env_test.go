@@ -97,6 +97,9 @@ func newHenv(t testing.TB) *henv {
 // close fails every request in flight, waits for the nodes' goroutines and
 // closes the nodes.
 func (e *henv) close() {
+	e.h.mu.Lock()
+	e.h.closed = true
+	e.h.mu.Unlock()
 	for _, m := range e.h.take("", "", 0) {
 		e.h.drop(m, errDropped)
 	}

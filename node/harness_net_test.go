@@ -39,6 +39,7 @@ type hnet struct {
 	cond     *sync.Cond
 	active   int // tracked goroutines running, not parked in the queue
 	timedOut bool
+	closed   bool // the test is over: every request fails at once
 	queue    []*hmsg
 	events   []string // what happened since the last command's output
 	nodes    map[string]*hnode
@@ -79,7 +80,7 @@ func (t htransport) RoundTrip(_ context.Context, to peer.ID, req []byte) ([]byte
 	h := t.h
 	h.mu.Lock()
 	dst, ok := h.byPeer[to]
-	if !ok || t.inst.dead || h.nodes[dst].cur == nil {
+	if !ok || h.closed || t.inst.dead || h.nodes[dst].cur == nil {
 		h.mu.Unlock()
 		return nil, errCrashed
 	}
@@ -196,12 +197,18 @@ func (h *hnet) deliver(m *hmsg, loseAnswer bool) {
 	go func() {
 		resp, err := harnessHandle(dst.n, from, m.req)
 		h.mu.Lock()
-		if err != nil {
+		switch {
+		case dst.dead:
+			// The destination crashed while its handler waited on a
+			// request of its own: the answer never leaves.
+			h.eventf("%s: answer lost in the crash", m.desc)
+			resp, err = nil, errCrashed
+		case err != nil:
 			h.eventf("%s: handler error: %v", m.desc, err)
-		} else {
+		default:
 			h.eventf("%s: %s", m.desc, harnessDescribeResp(resp, h.alias))
 		}
-		if loseAnswer {
+		if loseAnswer && !dst.dead {
 			h.eventf("%s: answer lost", m.desc)
 			resp, err = nil, errDropped
 		}
