@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"sort"
+	"time"
 
 	"github.com/aspnode/asp/ledger"
 	"github.com/aspnode/asp/node/api"
@@ -23,8 +25,14 @@ func (n *Node) expireDue(ctx context.Context) {
 	now := n.now()
 	// The deadline is immutable; the state is checked under c.mu below.
 	due := n.commitments.list(func(c *commitment) bool { return !c.deadline.IsZero() && now.After(c.deadline) })
+	sort.Slice(due, func(i, j int) bool { return due[i].id < due[j].id })
 	for _, c := range due {
-		c.mu.Lock()
+		// A commitment whose action is in flight is left to the next
+		// tick: a counterparty slow to answer must not hold up the
+		// deadlines of others.
+		if !c.mu.TryLock() {
+			continue
+		}
 		if c.stateLocked() == protocol.CommitmentActive {
 			if next, ok := c.pc.Expire(now); ok {
 				rec := ledger.CommitmentUpdateRecord(now, c.session, c.id, ledger.CommitmentUpdate{State: protocol.CommitmentExpired})
@@ -109,21 +117,101 @@ func (n *Node) CommitmentAction(ctx context.Context, agent, id, action string, b
 		return api.CommitmentInfo{}, err
 	}
 	rec := ledger.CommitmentUpdateRecord(a.Time, c.session, id, ledger.CommitmentUpdate{State: next.State, Action: raw})
-	err = n.drive(ctx, &step{what: "action", records: []ledger.Record{rec}, to: c.remote.Org, send: &wireReq{Type: wireAction, Action: raw},
+	st := n.actionStep(c, raw, next, false)
+	st.records = []ledger.Record{rec}
+	err = n.drive(ctx, st)
+	return commitmentInfoLocked(c), err
+}
+
+// actionStep sends an action of ours, recorded, and settles it: applied
+// once acknowledged (next; nil when it is applied already), pending
+// (resent) when unanswered, recorded as refused when refused (and taken
+// out if it was applied). resend says the counterparty may hold it
+// already: a busy answer then means "later".
+// REQUIRES: c.mu.
+func (n *Node) actionStep(c *commitment, raw []byte, next *protocol.Commitment, resend bool) *step {
+	return &step{what: "action", to: c.remote.Org, send: &wireReq{Type: wireAction, Action: raw}, sending: &c.sending,
 		settle: func(o *outcome) (*step, error) {
 			if o.err != nil {
-				c.pendingAction = raw
+				c.pendingAction, c.pendingApplied = raw, next == nil
 				n.log.Warn("action delivery failed; will resend", "commitment", c.id, "err", o.err)
 				return nil, errUndelivered("the action is recorded but the counterparty did not acknowledge it yet; it will be resent")
 			}
-			c.pendingAction = nil
-			if o.refused() {
-				return n.refusedStep(c.session, c.id, actionID(raw), o.ack, nil), nil
+			if o.ack.Code == codeBusy && resend {
+				c.pendingAction, c.pendingApplied = raw, next == nil
+				return nil, errorf(codePending, "the counterparty is acting on %s; the action is recorded and will be resent", c.id)
 			}
-			n.applyLocked(c, raw, next, o)
+			c.pendingAction, c.pendingApplied = nil, false
+			if o.refused() {
+				if next == nil {
+					n.withdrawLocked(c, raw, o)
+				}
+				return n.refusedStep(c.session, c.id, actionID(raw), o.ack, func(context.Context) error {
+					if o.ack.Code == codeBusy {
+						return errorf(protocol.CodeConflict, "the counterparty acted on %s at the same time; read the commitment and retry", c.id)
+					}
+					return nil
+				}), nil
+			}
+			if next != nil {
+				n.applyLocked(c, raw, next, o)
+			}
 			return nil, nil
-		}})
-	return commitmentInfoLocked(c), err
+		}}
+}
+
+// withdrawLocked takes an applied action of ours out of c: the
+// counterparty refused it (it never held it). c is derived again from its
+// signed facts without it.
+// REQUIRES: c.mu.
+func (n *Node) withdrawLocked(c *commitment, raw []byte, o *outcome) {
+	var kept [][]byte
+	for _, x := range c.actions {
+		if string(x) != string(raw) {
+			kept = append(kept, x)
+		}
+	}
+	formed, err := protocol.RebuildCommitment(c.pc.Offer, c.pc.Acceptance, nil, nil, time.Time{})
+	if err == nil {
+		was := c.actions
+		c.actions = kept
+		var pc *protocol.Commitment
+		if pc, err = n.replayCommitment(formed, c, c.pc.ExpiredAt); err != nil {
+			c.actions = was
+		} else {
+			installCommitment(c, pc)
+			c.updated = n.now()
+			o.publish(commitmentEvent(c), c.local.id.String())
+			return
+		}
+	}
+	n.log.Error("refused action not taken out", "commitment", c.id, "err", err)
+}
+
+// resendActionLocked resends our pending action and settles it. One not
+// yet applied that no longer applies (the counterparty's action came
+// first) is recorded as refused, as a superseded move is.
+// REQUIRES: c.mu.
+func (n *Node) resendActionLocked(ctx context.Context, c *commitment, raw []byte) {
+	var next *protocol.Commitment
+	if !c.pendingApplied {
+		a, err := protocol.DecodeAction(raw)
+		if err == nil {
+			next, err = c.pc.Apply(a)
+		}
+		if err != nil {
+			n.log.Warn("pending action no longer applies", "commitment", c.id, "err", err)
+			rec := ledger.RefusalRecord(n.now(), c.session, c.id, ledger.Refusal{MessageID: actionID(raw), Code: codeSuperseded, Reason: err.Error()})
+			_ = n.drive(ctx, &step{what: "refusal", records: []ledger.Record{rec}, settle: func(*outcome) (*step, error) {
+				c.pendingAction = nil
+				return nil, nil
+			}})
+			return
+		}
+	}
+	if err := n.drive(ctx, n.actionStep(c, raw, next, true)); err != nil {
+		n.log.Debug("resend action", "commitment", c.id, "err", err)
+	}
 }
 
 func actionID(raw []byte) string {
@@ -174,7 +262,9 @@ func (n *Node) onAction(ctx context.Context, from string, raw []byte) *wireResp 
 	if a.Actor != c.remote.String() || c.remote.Org != from {
 		return refuse(protocol.ErrNotParty, fmt.Errorf("%s may not act on %s from node %s", a.Actor, c.id, from))
 	}
-	c.mu.Lock()
+	if err := c.acquireForAction(ctx, c.acceptor); err != nil {
+		return refuseErr(err)
+	}
 	defer c.mu.Unlock()
 	for _, x := range c.actions {
 		if string(x) == string(raw) {

@@ -29,7 +29,8 @@ import (
 // recording the proposer's receipt. Until then the node reports PENDING,
 // even when pc holds both receipts.
 type commitment struct {
-	mu      sync.Mutex
+	mu      slot        // one change at a time; a 1-slot semaphore so waits can time out
+	sending atomic.Bool // an action of ours is in flight (mu held)
 	id      string
 	session string
 	local   *localAgent
@@ -53,12 +54,55 @@ type commitment struct {
 	// one is recognised by its bytes.
 	actions [][]byte
 	// pendingAction is an action of ours recorded and sent but not yet
-	// acknowledged.
-	pendingAction []byte
-	created       time.Time
-	updated       time.Time
+	// acknowledged; pendingApplied says it is applied already (recovered
+	// from the ledger, which does not say whether it was acknowledged).
+	pendingAction  []byte
+	pendingApplied bool
+	created        time.Time
+	updated        time.Time
 	// settled mirrors settledState(state), readable without mu (hasBusiness).
 	settled atomic.Bool
+}
+
+// slot is a lock that can be tried and waited for with a deadline.
+type slot chan struct{}
+
+func newSlot() slot { return make(slot, 1) }
+
+func (l slot) Lock()   { l <- struct{}{} }
+func (l slot) Unlock() { <-l }
+
+func (l slot) TryLock() bool {
+	select {
+	case l <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+// acquireForAction takes c.mu for the counterparty's action. As in a
+// session (session.acquire), the commitment's proposer has priority: its
+// action waits for an action of ours in flight, which the proposer's node
+// refuses as busy; the acceptor's action is refused as busy at once while
+// ours is in flight, so two nodes acting at once never wait on each other.
+func (c *commitment) acquireForAction(ctx context.Context, priority bool) error {
+	if c.mu.TryLock() {
+		return nil
+	}
+	if !priority && c.sending.Load() {
+		return errBusy
+	}
+	t := time.NewTimer(priorityWait)
+	defer t.Stop()
+	select {
+	case c.mu <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return errBusy
+	}
 }
 
 // stateLocked is the commitment's state on this node: protocol's, except
@@ -97,7 +141,7 @@ func (n *Node) formCommitment(s *session, pc *protocol.Commitment, theirs, their
 	}
 	now := n.now()
 	c := &commitment{
-		id: pc.ID, pc: pc, session: s.id, local: s.local, remote: s.remote,
+		mu: newSlot(), id: pc.ID, pc: pc, session: s.id, local: s.local, remote: s.remote,
 		acceptor: acceptor, created: now, updated: now, deadline: pc.Deadline(),
 	}
 	recs := append(pre, ledger.CommitmentRecord(now, s.id, pc.ID, body))

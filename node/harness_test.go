@@ -23,13 +23,13 @@ func harnessHandle(n *Node, from peer.ID, req []byte) ([]byte, error) {
 	return n.handleWire(context.Background(), from, req)
 }
 
-// harnessTick runs the node's timer work, as its timer loop does each
-// second: invitation timeouts and offer expiry, resends of pending moves,
-// receipts and actions, commitment expiry.
+// harnessTick runs the node's timer work, as its two loops do each second:
+// invitation timeouts and offer expiry, commitment expiry, then resends of
+// pending moves, receipts and actions.
 func harnessTick(n *Node) {
 	n.tick()
-	n.resendPending()
 	n.expireDue(n.ctx)
+	n.resendPending()
 }
 
 // harnessSession is what the harness prints of a session.

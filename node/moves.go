@@ -74,6 +74,13 @@ func (n *Node) deliverStep(s *session, env *protocol.Envelope, raw []byte, next 
 			}
 			s.pending = nil
 			if resp.Code != "" {
+				if s.ps.Len() == 0 {
+					// The invitation itself was refused: the session never
+					// began, and reads FAILED with the counterparty's reason
+					// (recovery leaves it out).
+					s.ended = fmt.Sprintf("the counterparty refused the invitation: %s: %s", resp.Code, resp.Message)
+					s.publishView()
+				}
 				return n.refusedStep(s.id, "", env.MessageID, resp, func(ctx context.Context) error {
 					if resp.Code == codeBusy {
 						return errorf(protocol.CodeConflict, "the counterparty moved in this session at the same time; read the session and retry")

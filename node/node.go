@@ -258,8 +258,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	n.wg.Add(2)
+	n.wg.Add(3)
 	go n.run()
+	go n.resendLoop()
 	go n.watchPeers()
 	if len(n.cfg.Bootstrap) > 0 {
 		n.wg.Add(1)
@@ -319,8 +320,7 @@ func isLoopback(a net.Addr) bool {
 	return ok && ta.IP.IsLoopback()
 }
 
-// run drives timers: invitation timeouts, offer expiry, resending what a
-// counterparty has not acknowledged.
+// run drives timers: invitation timeouts, offer expiry, commitment expiry.
 func (n *Node) run() {
 	defer n.wg.Done()
 	t := time.NewTicker(time.Second)
@@ -331,8 +331,24 @@ func (n *Node) run() {
 			return
 		case <-t.C:
 			n.tick()
-			n.resendPending()
 			n.expireDue(n.ctx)
+		}
+	}
+}
+
+// resendLoop resends what counterparties have not acknowledged, each
+// second. It runs apart from the timers: a counterparty that does not
+// answer delays its own resends, never another deadline.
+func (n *Node) resendLoop() {
+	defer n.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+			n.resendPending()
 		}
 	}
 }

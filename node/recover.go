@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/aspnode/asp/ledger"
@@ -154,7 +155,7 @@ func (n *Node) recover(ctx context.Context) error {
 					continue
 				}
 				c := &commitment{
-					id: eff.Commitment.ID, session: id, local: s.local, remote: s.remote,
+					mu: newSlot(), id: eff.Commitment.ID, session: id, local: s.local, remote: s.remote,
 					acceptor: m.sent, index: st.index, ours: st.ours, oursRecorded: st.ours != nil, theirs: st.theirs,
 					activated: st.state != protocol.CommitmentPending,
 					created:   m.env.Timestamp, updated: m.env.Timestamp, deadline: eff.Commitment.Deadline(),
@@ -164,11 +165,14 @@ func (n *Node) recover(ctx context.Context) error {
 						c.actions = append(c.actions, raw)
 					}
 				}
-				if len(c.actions) > 0 {
+				if k := len(c.actions); k > 0 {
 					// Our last action may not have reached the counterparty:
-					// resend it (a resend is acknowledged as such).
-					if a, err := protocol.DecodeAction(c.actions[len(c.actions)-1]); err == nil && a.Actor == s.local.id.String() {
-						c.pendingAction = c.actions[len(c.actions)-1]
+					// it is resent (a resend is acknowledged as such). It
+					// stays applied, as recorded; should the counterparty
+					// refuse it, the refusal is recorded and it is taken
+					// out (resendActionLocked).
+					if a, err := protocol.DecodeAction(c.actions[k-1]); err == nil && a.Actor == s.local.id.String() {
+						c.pendingAction, c.pendingApplied = c.actions[k-1], true
 					}
 				}
 				pc, err := n.replayCommitment(eff.Commitment, c, st.expiredAt)
@@ -200,7 +204,10 @@ func (n *Node) resendPending() {
 	ctx := n.ctx
 	// Candidates are read without their locks; each is checked again
 	// under its own lock.
-	for _, s := range n.sessions.list(nil) {
+	// In id order, so that a run is replayable.
+	ss := n.sessions.list(nil)
+	sort.Slice(ss, func(i, j int) bool { return ss[i].id < ss[j].id })
+	for _, s := range ss {
 		select {
 		case s.lock <- struct{}{}:
 		default:
@@ -212,7 +219,9 @@ func (n *Node) resendPending() {
 		}
 		s.release()
 	}
-	for _, c := range n.commitments.list(nil) {
+	cs := n.commitments.list(nil)
+	sort.Slice(cs, func(i, j int) bool { return cs[i].id < cs[j].id })
+	for _, c := range cs {
 		if !c.mu.TryLock() {
 			continue
 		}
@@ -236,12 +245,7 @@ func (n *Node) resendPending() {
 		}
 		if raw := c.pendingAction; raw != nil && c.activated {
 			n.m.resends.Inc()
-			if resp, err := n.ask(ctx, "action", c.remote.Org, &wireReq{Type: wireAction, Action: raw}); err == nil {
-				c.pendingAction = nil
-				if resp.Code != "" {
-					n.log.Warn("counterparty refused a resent action", "commitment", c.id, "code", resp.Code, "msg", resp.Message)
-				}
-			}
+			n.resendActionLocked(ctx, c, raw)
 		}
 		c.mu.Unlock()
 	}

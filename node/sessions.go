@@ -247,6 +247,11 @@ func (n *Node) tick() {
 				return nil, nil
 			}})
 		}
+		if p := s.pending; p != nil && s.ps.Len() == 0 && s.ended == "" && now.Sub(p.Timestamp) > s.ps.Config().InviteTimeout {
+			// Our invitation never reached the counterparty: it fails as
+			// an unanswered one would.
+			n.endLocked(n.ctx, s, "invitation timed out: the counterparty never acknowledged it", false)
+		}
 		s.release()
 	}
 }
