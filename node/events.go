@@ -2,17 +2,50 @@ package node
 
 import (
 	"sync"
+	"time"
 
 	"github.com/aspnode/asp/node/api"
 )
 
-// bus fans events out to the subscriptions of each agent. A slow subscriber
-// loses events rather than stalling the node: its buffer is bounded and the
-// drop is counted.
+// EventRing is the number of recent events a node keeps so that an agent's
+// event stream can resume where it broke off (GET /v1/events with
+// Last-Event-ID): the last EventRing events of the node, all agents
+// together. An agent that comes back after more than that has been
+// published is told so by a "gap" event.
+const EventRing = 4096
+
+// bus fans events out to the subscriptions of each agent and keeps the
+// last events in a ring for replay.
+//
+// Event ids. Every published event gets the next id of the node: ids only
+// grow while the node runs, and a restarted node starts above every id of
+// its previous run (the first id is the start time in microseconds, so ids
+// stay below 2^53 and survive a JSON number), so an id from before a
+// restart always asks for a replay the ring cannot give and is answered
+// with a gap, never with someone else's events. A clock set back across a
+// restart could break that order; an id above the newest is then also
+// answered with a gap.
+//
+// A slow subscriber never stalls the node: when its buffer is full its
+// subscription is ended (the drop is counted) and the stream closes; the
+// client resumes with the id of the last event it got and the ring replays
+// the rest.
 type bus struct {
 	mu   sync.Mutex
 	subs map[string]map[*sub]struct{} // agent id -> subscriptions
 	drop func()
+
+	// ring holds the last len(ring) events, oldest at ring[head] once full.
+	// INVARIANT: ids in the ring are consecutive, ending at next-1.
+	ring []ringEntry
+	head int
+	// next is the id of the next event.
+	next uint64
+}
+
+type ringEntry struct {
+	ev     api.Event
+	agents []string
 }
 
 type sub struct {
@@ -23,51 +56,120 @@ type sub struct {
 const subBuffer = 256
 
 func newBus(drop func()) *bus {
-	return &bus{subs: make(map[string]map[*sub]struct{}), drop: drop}
+	return newBusRing(drop, EventRing, uint64(time.Now().UnixMicro()))
 }
 
-// subscribe registers a subscription for agent.
+// newBusRing returns a bus keeping size events, whose first event id is
+// first (at least 1).
+func newBusRing(drop func(), size int, first uint64) *bus {
+	if first == 0 {
+		first = 1
+	}
+	return &bus{subs: make(map[string]map[*sub]struct{}), drop: drop,
+		ring: make([]ringEntry, 0, size), next: first}
+}
+
+// subscribe registers a subscription for agent, for events published from
+// now on.
 func (b *bus) subscribe(agent string) (<-chan api.Event, func()) {
-	s := &sub{ch: make(chan api.Event, subBuffer)}
 	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.subscribeLocked(agent)
+}
+
+// subscribeSince registers a subscription for agent and returns, with it,
+// the agent's events after the event with id after that the ring still
+// holds, in order. gap is true when events after that id have left the
+// ring (or the id is not one of this run's): some of the agent's events
+// may be missing, and oldest is the id of the oldest event still held (the
+// next id when none is). Events on the channel follow the replayed ones
+// without overlap.
+func (b *bus) subscribeSince(agent string, after uint64) (replay []api.Event, gap bool, oldest uint64, events <-chan api.Event, cancel func()) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	oldest = b.next - uint64(len(b.ring))
+	gap = after+1 < oldest || after >= b.next
+	if after >= b.next {
+		after = 0 // not an id of this run: replay all that is held
+	}
+	for i := range b.ring {
+		e := &b.ring[(b.head+i)%len(b.ring)]
+		if e.ev.ID <= after {
+			continue
+		}
+		for _, a := range e.agents {
+			if a == agent {
+				replay = append(replay, e.ev)
+				break
+			}
+		}
+	}
+	events, cancel = b.subscribeLocked(agent)
+	return replay, gap, oldest, events, cancel
+}
+
+// REQUIRES: b.mu.
+func (b *bus) subscribeLocked(agent string) (<-chan api.Event, func()) {
+	s := &sub{ch: make(chan api.Event, subBuffer)}
 	m := b.subs[agent]
 	if m == nil {
 		m = make(map[*sub]struct{})
 		b.subs[agent] = m
 	}
 	m[s] = struct{}{}
-	b.mu.Unlock()
 	var once sync.Once
 	return s.ch, func() {
 		once.Do(func() {
 			b.mu.Lock()
 			defer b.mu.Unlock()
-			if m := b.subs[agent]; m != nil {
-				delete(m, s)
-				if len(m) == 0 {
-					delete(b.subs, agent)
-				}
-			}
-			if !s.closed {
-				s.closed = true
-				close(s.ch)
-			}
+			b.removeLocked(agent, s)
 		})
 	}
 }
 
-// publish sends ev to every subscription of each named agent.
+// removeLocked ends the subscription s of agent.
+//
+// REQUIRES: b.mu.
+func (b *bus) removeLocked(agent string, s *sub) {
+	if m := b.subs[agent]; m != nil {
+		delete(m, s)
+		if len(m) == 0 {
+			delete(b.subs, agent)
+		}
+	}
+	if !s.closed {
+		s.closed = true
+		close(s.ch)
+	}
+}
+
+// publish gives ev the next id, keeps it in the ring and sends it to every
+// subscription of each named agent.
 func (b *bus) publish(ev api.Event, agents ...string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	ev.ID = b.next
+	b.next++
+	if cap(b.ring) > 0 {
+		e := ringEntry{ev: ev, agents: append([]string(nil), agents...)}
+		if len(b.ring) < cap(b.ring) {
+			b.ring = append(b.ring, e)
+		} else {
+			b.ring[b.head] = e
+			b.head = (b.head + 1) % len(b.ring)
+		}
+	}
 	for _, a := range agents {
 		for s := range b.subs[a] {
 			select {
 			case s.ch <- ev:
 			default:
+				// The subscriber is behind: end its stream; it resumes
+				// from the ring.
 				if b.drop != nil {
 					b.drop()
 				}
+				b.removeLocked(a, s)
 			}
 		}
 	}
@@ -106,9 +208,17 @@ func (n *Node) Subscribe(agentID string) (<-chan api.Event, func()) {
 	return n.bus.subscribe(agentID)
 }
 
-// has reports whether agent has a subscription.
+// SubscribeSince implements api.EventReplayer: the agent's events after
+// the id after that the node still holds, then live ones.
+func (n *Node) SubscribeSince(agentID string, after uint64) (api.Replay, <-chan api.Event, func()) {
+	evs, gap, oldest, ch, cancel := n.bus.subscribeSince(agentID, after)
+	return api.Replay{Events: evs, Gap: gap, Oldest: oldest}, ch, cancel
+}
+
+// has reports whether an event for agent is wanted: it has a
+// subscription, or the ring keeps events for a stream that comes back.
 func (b *bus) has(agent string) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return len(b.subs[agent]) > 0
+	return cap(b.ring) > 0 || len(b.subs[agent]) > 0
 }

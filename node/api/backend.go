@@ -327,8 +327,49 @@ type EntryInfo struct {
 
 // Event is one server-sent event for an agent. Type is "session",
 // "message", "commitment", "trust" or "dispute"; Data is marshalled to
-// JSON as the event's data.
+// JSON as the event's data. ID, when not 0, is sent as the event's id: the
+// node's event ids grow by one per event published (all agents together),
+// so a client resumes after the last one it saw.
 type Event struct {
+	ID   uint64
 	Type string
 	Data any
+}
+
+// EventGap is the type of the event that opens a resumed stream when the
+// node no longer holds every event after the id the client resumes from.
+const EventGap = "gap"
+
+// GapEvent is the data of a "gap" event: the agent's events after After
+// and before Oldest may be lost (they left the node's buffer, or the node
+// restarted). What the node still holds follows it. A client that sees it
+// reads current state (sessions, commitments) again. The gap event itself
+// has no id.
+type GapEvent struct {
+	// After is the event id the client resumed from.
+	After uint64 `json:"after"`
+	// Oldest is the id of the oldest event the node still holds (the id
+	// of the next event when it holds none); 0 when the node keeps no
+	// events for replay.
+	Oldest uint64 `json:"oldest"`
+}
+
+// Replay is what a resumed subscription starts with.
+type Replay struct {
+	// Events are the agent's events after the id asked for, in order.
+	Events []Event
+	// Gap says events after that id were no longer held (or the id is not
+	// one of this node's run); Oldest is the oldest id held.
+	Gap    bool
+	Oldest uint64
+}
+
+// EventReplayer is an optional Backend extension that resumes event
+// streams (GET /v1/events with Last-Event-ID or ?since=).
+type EventReplayer interface {
+	// SubscribeSince subscribes like Backend.Subscribe and returns, with
+	// the subscription, the agent's events published after the event id
+	// after that the backend still holds. The channel carries only events
+	// published after those: none is missed or repeated between the two.
+	SubscribeSince(agentID string, after uint64) (replay Replay, events <-chan Event, cancel func())
 }

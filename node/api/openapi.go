@@ -89,6 +89,12 @@ func (g *schemaGen) operation(rt *route, errRef map[string]any) map[string]any {
 		}
 		params = append(params, p)
 	}
+	for _, h := range rt.Headers {
+		params = append(params, map[string]any{
+			"name": h[0], "in": "header", "required": false,
+			"schema": map[string]any{"type": "string"}, "description": h[1],
+		})
+	}
 	if rt.Query != nil {
 		for _, f := range jsonFields(rt.Query) {
 			p := map[string]any{
@@ -103,6 +109,16 @@ func (g *schemaGen) operation(rt *route, errRef map[string]any) map[string]any {
 	}
 	if params != nil {
 		op["parameters"] = params
+	}
+	if rt.Description != "" {
+		op["description"] = rt.Description
+	}
+	if rt.Events != nil {
+		evs := map[string]any{}
+		for typ, t := range rt.Events {
+			evs[typ] = g.schema(t)
+		}
+		op["x-asp-events"] = evs
 	}
 	if rt.Request != nil {
 		op["requestBody"] = map[string]any{

@@ -33,6 +33,13 @@ type route struct {
 	ContentType string
 	// Errors lists the error statuses the route answers, beyond 401 and 500.
 	Errors []int
+	// Description is the longer text of the OpenAPI operation, if any.
+	Description string
+	// Headers are request headers the route reads: name, description.
+	Headers [][2]string
+	// Events are the data types of a stream's events, by event type, for
+	// the OpenAPI document (x-asp-events).
+	Events map[string]reflect.Type
 
 	json func(*call) (any, error)
 	raw  func(*call) error
@@ -62,6 +69,13 @@ type EntriesQuery struct {
 	From uint64 `json:"from,omitempty"`
 	// Limit is the largest number of entries to return (default 100, at most 1000).
 	Limit uint64 `json:"limit,omitempty"`
+}
+
+// EventsQuery is the query of GET /v1/events.
+type EventsQuery struct {
+	// Since resumes the stream after this event id, as the Last-Event-ID
+	// header does (the header wins when both are sent).
+	Since uint64 `json:"since,omitempty"`
 }
 
 // routes is the route table.
@@ -226,8 +240,19 @@ func routes() []*route {
 			Method: "GET", Path: "/v1/events", Access: accessAgent,
 			Summary:     "Server-sent events for the calling agent: session, message, commitment, trust, dispute.",
 			ContentType: "text/event-stream",
-			Errors:      []int{403},
-			raw:         serveEvents,
+			Errors:      []int{400, 403},
+			Query:       typeOf[EventsQuery](),
+			Headers: [][2]string{{"Last-Event-ID",
+				"Resume after this event id (the id of the last event received); wins over ?since=."}},
+			Events: map[string]reflect.Type{EventGap: typeOf[GapEvent]()},
+			Description: "Each event has an id (id: N), growing by one per event the node publishes (all agents together; " +
+				"a restarted node continues above its earlier ids). The node keeps its last 4096 events: a client that " +
+				"reconnects with Last-Event-ID (or ?since=N) first gets its events after N, in order, then live ones. " +
+				"When some of them are no longer held (or N is from before a restart) the stream opens with an event of " +
+				"type gap, without an id, whose data is {after, oldest}: the agent's events between the two may be lost; " +
+				"read sessions and commitments again. A comment line (: heartbeat) comes every 15 s. A subscriber too slow " +
+				"to take its events has its stream ended; it resumes with Last-Event-ID like after any disconnection.",
+			raw: serveEvents,
 		},
 		{
 			Method: "GET", Path: "/v1/commitments", Access: accessParty, Status: 200,

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
 
 // serveEvents streams the caller's events as server-sent events:
 //
+//	id: <event id>
 //	event: <type>
 //	data: <json>
 //
@@ -17,9 +19,29 @@ import (
 // client goes away or the backend closes the subscription. The response
 // headers are sent once the subscription is in place, so an event published
 // after a client has its 200 is delivered.
+//
+// A client that sends Last-Event-ID (or ?since=) first gets the events it
+// missed that the backend still holds, then live ones; when some may be
+// lost the stream opens with a "gap" event (GapEvent), without an id.
 func serveEvents(c *call) error {
 	rc := http.NewResponseController(c.w)
-	events, cancel := c.h.b.Subscribe(c.p.Agent)
+	after, resume, err := resumePoint(c.r)
+	if err != nil {
+		return err
+	}
+	var (
+		replay Replay
+		events <-chan Event
+		cancel func()
+	)
+	if er, ok := c.h.b.(EventReplayer); ok && resume {
+		replay, events, cancel = er.SubscribeSince(c.p.Agent, after)
+	} else {
+		// Without a replaying backend nothing missed can be given back:
+		// say so.
+		replay.Gap = resume
+		events, cancel = c.h.b.Subscribe(c.p.Agent)
+	}
 	defer cancel()
 
 	// A stream outlives any server write timeout.
@@ -37,6 +59,34 @@ func serveEvents(c *call) error {
 		return err
 	}
 
+	var buf bytes.Buffer
+	send := func(ev Event) error {
+		buf.Reset()
+		if err := encodeEvent(&buf, ev); err != nil {
+			c.h.cfg.logger.Error("api: encode event", "type", ev.Type, "err", err)
+			return nil
+		}
+		if _, err := c.w.Write(buf.Bytes()); err != nil {
+			return err
+		}
+		return rc.Flush()
+	}
+	if replay.Gap {
+		if send(Event{Type: EventGap, Data: GapEvent{After: after, Oldest: replay.Oldest}}) != nil {
+			return nil
+		}
+	}
+	last := after
+	if replay.Gap {
+		last = 0 // the id may be from another run of the node
+	}
+	for _, ev := range replay.Events {
+		if send(ev) != nil {
+			return nil
+		}
+		last = ev.ID
+	}
+
 	hb := c.h.cfg.heartbeat
 	if hb <= 0 {
 		hb = DefaultHeartbeat
@@ -44,7 +94,6 @@ func serveEvents(c *call) error {
 	ticker := time.NewTicker(hb)
 	defer ticker.Stop()
 	ctx := c.ctx()
-	var buf bytes.Buffer
 	for {
 		select {
 		case <-ctx.Done():
@@ -53,15 +102,10 @@ func serveEvents(c *call) error {
 			if !ok {
 				return nil
 			}
-			buf.Reset()
-			if err := encodeEvent(&buf, ev); err != nil {
-				c.h.cfg.logger.Error("api: encode event", "type", ev.Type, "err", err)
-				continue
+			if ev.ID != 0 && ev.ID <= last {
+				continue // replayed already
 			}
-			if _, err := c.w.Write(buf.Bytes()); err != nil {
-				return nil
-			}
-			if err := rc.Flush(); err != nil {
+			if send(ev) != nil {
 				return nil
 			}
 		case <-ticker.C:
@@ -82,6 +126,11 @@ func encodeEvent(buf *bytes.Buffer, ev Event) error {
 	if err != nil {
 		return err
 	}
+	if ev.ID != 0 {
+		buf.WriteString("id: ")
+		buf.WriteString(strconv.FormatUint(ev.ID, 10))
+		buf.WriteByte('\n')
+	}
 	typ := strings.Map(func(r rune) rune {
 		if r == '\n' || r == '\r' {
 			return -1
@@ -97,4 +146,26 @@ func encodeEvent(buf *bytes.Buffer, ev Event) error {
 	buf.Write(data)
 	buf.WriteString("\n\n")
 	return nil
+}
+
+// resumePoint reads the event id a client resumes after: the Last-Event-ID
+// header, else the since query parameter. resume is false when neither is
+// sent (an empty header is a fresh start, as EventSource sends before any
+// event had an id).
+func resumePoint(r *http.Request) (after uint64, resume bool, err error) {
+	if h := strings.TrimSpace(r.Header.Get("Last-Event-ID")); h != "" {
+		v, err := strconv.ParseUint(h, 10, 64)
+		if err != nil {
+			return 0, false, BadRequest("Last-Event-ID must be an event id (a non-negative integer)")
+		}
+		return v, true, nil
+	}
+	if s := r.URL.Query().Get("since"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return 0, false, BadRequest("since must be an event id (a non-negative integer)")
+		}
+		return v, true, nil
+	}
+	return 0, false, nil
 }

@@ -1,0 +1,145 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// replayer is the fake with the EventReplayer extension: it answers every
+// resumption with replay and reports the id asked for.
+type replayer struct {
+	*fake
+	replay Replay
+	after  chan uint64
+}
+
+func (r *replayer) SubscribeSince(agent string, after uint64) (Replay, <-chan Event, func()) {
+	r.after <- after
+	ch, cancel := r.fake.Subscribe(agent)
+	return r.replay, ch, cancel
+}
+
+// openEventsWith opens the stream with extra headers and a query.
+func (h *harness) openEventsWith(ctx context.Context, token, query string, hdr map[string]string) (*http.Response, *sseReader) {
+	h.t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, "GET", h.srv.URL+"/v1/events"+query, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	res, err := h.srv.Client().Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { res.Body.Close() })
+	return res, &sseReader{t: h.t, br: bufio.NewReader(res.Body)}
+}
+
+// events reads n event blocks, skipping comments.
+func (s *sseReader) events(n int) [][]string {
+	s.t.Helper()
+	var got [][]string
+	for len(got) < n {
+		block, err := s.next()
+		if err != nil {
+			s.t.Fatalf("read: %v (got %q)", err, got)
+		}
+		if len(block) > 0 && !strings.HasPrefix(block[0], ":") {
+			got = append(got, block)
+		}
+	}
+	return got
+}
+
+// A resumed stream sends the replayed events with their ids, then live
+// ones, and skips a live event the replay already carried.
+func TestEventsResumeReplays(t *testing.T) {
+	f := newFake()
+	r := &replayer{fake: f, after: make(chan uint64, 1), replay: Replay{Oldest: 3, Events: []Event{
+		{ID: 7, Type: "message", Data: map[string]any{"n": 7}},
+		{ID: 9, Type: "session", Data: map[string]any{"n": 9}},
+	}}}
+	h := newHarnessFor(t, f, r)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	res, sse := h.openEventsWith(ctx, buyerToken, "?since=1", map[string]string{"Last-Event-ID": "6"})
+	if res.StatusCode != 200 {
+		t.Fatalf("status %d", res.StatusCode)
+	}
+	if a := await(t, r.after, "resumption"); a != 6 {
+		t.Fatalf("resumed after %d, want 6 (the header wins over ?since=)", a)
+	}
+	await(t, f.subscribed, "subscription")
+	f.publish(buyer, Event{ID: 9, Type: "session", Data: map[string]any{"n": 9}})
+	f.publish(buyer, Event{ID: 10, Type: "commitment", Data: map[string]any{"n": 10}})
+	got := sse.events(3)
+	want := [][]string{
+		{"id: 7", "event: message", `data: {"n":7}`},
+		{"id: 9", "event: session", `data: {"n":9}`},
+		{"id: 10", "event: commitment", `data: {"n":10}`},
+	}
+	if !slices.EqualFunc(got, want, slices.Equal) {
+		t.Fatalf("events\n%q\nwant\n%q", got, want)
+	}
+}
+
+// When the backend no longer holds every event after the id, the stream
+// opens with a gap event naming the oldest id held, then what is held.
+func TestEventsResumeGap(t *testing.T) {
+	f := newFake()
+	r := &replayer{fake: f, after: make(chan uint64, 1), replay: Replay{Gap: true, Oldest: 40, Events: []Event{
+		{ID: 41, Type: "message", Data: map[string]any{"n": 41}},
+	}}}
+	h := newHarnessFor(t, f, r)
+	_, sse := h.openEventsWith(context.Background(), buyerToken, "?since=5", nil)
+	if a := await(t, r.after, "resumption"); a != 5 {
+		t.Fatalf("resumed after %d, want 5", a)
+	}
+	got := sse.events(2)
+	want := [][]string{
+		{"event: gap", `data: {"after":5,"oldest":40}`},
+		{"id: 41", "event: message", `data: {"n":41}`},
+	}
+	if !slices.EqualFunc(got, want, slices.Equal) {
+		t.Fatalf("events\n%q\nwant\n%q", got, want)
+	}
+}
+
+// A backend that keeps no events answers a resumption with a gap (oldest
+// 0) rather than silently starting afresh; a fresh stream has no gap.
+func TestEventsResumeWithoutReplayer(t *testing.T) {
+	h := newHarness(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, sse := h.openEventsWith(ctx, buyerToken, "", map[string]string{"Last-Event-ID": "12"})
+	await(t, h.f.subscribed, "subscription")
+	h.f.publish(buyer, Event{ID: 13, Type: "trust", Data: map[string]any{}})
+	got := sse.events(2)
+	want := [][]string{
+		{"event: gap", `data: {"after":12,"oldest":0}`},
+		{"id: 13", "event: trust", `data: {}`},
+	}
+	if !slices.EqualFunc(got, want, slices.Equal) {
+		t.Fatalf("events\n%q\nwant\n%q", got, want)
+	}
+}
+
+func TestEventsResumeBadID(t *testing.T) {
+	h := newHarness(t)
+	for _, tc := range []struct{ query, header string }{
+		{"?since=x", ""}, {"?since=-1", ""}, {"", "abc"}, {"?since=3", "1.5"},
+	} {
+		hdr := map[string]string{}
+		if tc.header != "" {
+			hdr["Last-Event-ID"] = tc.header
+		}
+		res, _ := h.openEventsWith(context.Background(), buyerToken, tc.query, hdr)
+		if res.StatusCode != 400 {
+			t.Errorf("%q %q: status %d, want 400", tc.query, tc.header, res.StatusCode)
+		}
+	}
+}

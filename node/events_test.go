@@ -1,0 +1,232 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/aspnode/asp/node/api"
+)
+
+func ev(n int) api.Event { return api.Event{Type: "message", Data: map[string]any{"n": n}} }
+
+func ids(evs []api.Event) []uint64 {
+	var out []uint64
+	for _, e := range evs {
+		out = append(out, e.ID)
+	}
+	return out
+}
+
+func TestBusReplay(t *testing.T) {
+	b := newBusRing(nil, 8, 100)
+	b.publish(ev(0), "a")      // 100
+	b.publish(ev(1), "b")      // 101
+	b.publish(ev(2), "a", "b") // 102
+	b.publish(ev(3), "a")      // 103
+	replay, gap, oldest, ch, cancel := b.subscribeSince("a", 100)
+	defer cancel()
+	if gap || oldest != 100 || !slices.Equal(ids(replay), []uint64{102, 103}) {
+		t.Fatalf("replay %v gap %v oldest %d, want [102 103] false 100", ids(replay), gap, oldest)
+	}
+	b.publish(ev(4), "a")
+	if e := <-ch; e.ID != 104 {
+		t.Fatalf("live event %d, want 104", e.ID)
+	}
+	// Up to date: nothing to replay, no gap.
+	replay, gap, _, _, cancel2 := b.subscribeSince("a", 104)
+	cancel2()
+	if gap || len(replay) != 0 {
+		t.Fatalf("up to date: replay %v gap %v", ids(replay), gap)
+	}
+}
+
+// Once more events were published than the ring holds, a resumption from
+// before the oldest is told so, and gets what is held.
+func TestBusGap(t *testing.T) {
+	b := newBusRing(nil, 4, 1)
+	for i := range 10 {
+		b.publish(ev(i), "a") // ids 1..10; the ring holds 7..10
+	}
+	replay, gap, oldest, _, cancel := b.subscribeSince("a", 5)
+	cancel()
+	if !gap || oldest != 7 || !slices.Equal(ids(replay), []uint64{7, 8, 9, 10}) {
+		t.Fatalf("replay %v gap %v oldest %d, want [7 8 9 10] true 7", ids(replay), gap, oldest)
+	}
+	// The event just before the oldest held is no gap.
+	if _, gap, _, _, cancel := b.subscribeSince("a", 6); gap {
+		t.Fatal("gap after 6 with 7 held")
+	} else {
+		cancel()
+	}
+	// An id above the newest is from another run of the node: a gap, and
+	// all that is held.
+	replay, gap, _, _, cancel = b.subscribeSince("a", 99)
+	cancel()
+	if !gap || len(replay) != 4 {
+		t.Fatalf("future id: replay %v gap %v", ids(replay), gap)
+	}
+}
+
+// A subscriber that does not keep up has its stream ended instead of
+// losing events silently; resuming from its last id gives back the rest.
+func TestBusSlowSubscriberResumes(t *testing.T) {
+	drops := 0
+	b := newBusRing(func() { drops++ }, 1024, 1)
+	ch, cancel := b.subscribe("a")
+	defer cancel()
+	for i := range subBuffer + 10 {
+		b.publish(ev(i), "a")
+	}
+	var last uint64
+	for e := range ch { // ends: the subscription was closed
+		last = e.ID
+	}
+	if last != subBuffer || drops != 1 {
+		t.Fatalf("last delivered %d, drops %d; want %d, 1", last, drops, subBuffer)
+	}
+	replay, gap, _, _, cancel2 := b.subscribeSince("a", last)
+	defer cancel2()
+	if gap || len(replay) != 10 || replay[0].ID != last+1 {
+		t.Fatalf("resumed: %v gap %v", ids(replay), gap)
+	}
+}
+
+// sseClient reads a real node's event stream.
+type sseClient struct {
+	cancel context.CancelFunc
+	br     *bufio.Reader
+}
+
+func openEvents(t *testing.T, n *Node, token, lastID string) *sseClient {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, "GET", n.APIURL()+"/v1/events", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != 200 {
+		t.Fatalf("events: %d", res.StatusCode)
+	}
+	t.Cleanup(func() { res.Body.Close() })
+	s := &sseClient{cancel: cancel, br: bufio.NewReader(res.Body)}
+	if l, _ := s.br.ReadString('\n'); l != ": subscribed\n" {
+		t.Fatalf("first line %q", l)
+	}
+	return s
+}
+
+// next returns the next event's fields (id, event, data), skipping comments.
+func (s *sseClient) next(t *testing.T) map[string]string {
+	t.Helper()
+	f := map[string]string{}
+	for {
+		l, err := s.br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		l = strings.TrimSuffix(l, "\n")
+		switch {
+		case l == "" && len(f) > 0:
+			return f
+		case l == "" || strings.HasPrefix(l, ":"):
+		default:
+			k, v, _ := strings.Cut(l, ": ")
+			f[k] = v
+		}
+	}
+}
+
+// Through a real node's API: a stream broken off mid-way resumes with
+// Last-Event-ID and gets exactly the events published meanwhile, then live
+// ones; after more than the ring holds, or a restart, it gets a gap event.
+func TestEventsResumeOverHTTP(t *testing.T) {
+	home := filepath.Join(t.TempDir(), "n")
+	n := startNode(t, home)
+	defer func() { n.Close() }()
+	ctx := context.Background()
+	ag, err := n.CreateAgent(ctx, api.CreateAgentRequest{Name: "buyer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := openEvents(t, n, ag.Token, "")
+	n.bus.publish(ev(1), ag.AgentID)
+	first := s.next(t)
+	if first["id"] == "" || first["data"] != `{"n":1}` {
+		t.Fatalf("first event %v", first)
+	}
+	s.cancel() // the connection breaks
+
+	for i := 2; i <= 4; i++ {
+		n.bus.publish(ev(i), ag.AgentID)
+		n.bus.publish(ev(-i), "agent://someone/else")
+	}
+	s = openEvents(t, n, ag.Token, first["id"])
+	n.bus.publish(ev(5), ag.AgentID)
+	var got []string
+	prev := first["id"]
+	for range 4 {
+		e := s.next(t)
+		if id(t, e) <= id(t, map[string]string{"id": prev}) {
+			t.Fatalf("id %s after %s", e["id"], prev)
+		}
+		prev = e["id"]
+		got = append(got, e["data"])
+	}
+	if want := []string{`{"n":2}`, `{"n":3}`, `{"n":4}`, `{"n":5}`}; !slices.Equal(got, want) {
+		t.Fatalf("resumed %v, want %v", got, want)
+	}
+	s.cancel()
+
+	// More than the ring holds since first: a gap, naming the oldest id held.
+	for i := range EventRing {
+		n.bus.publish(ev(100+i), ag.AgentID)
+	}
+	s = openEvents(t, n, ag.Token, first["id"])
+	gap := s.next(t)
+	if gap["event"] != api.EventGap || gap["id"] != "" || !strings.HasPrefix(gap["data"], fmt.Sprintf(`{"after":%s,"oldest":`, first["id"])) {
+		t.Fatalf("gap event %v", gap)
+	}
+	if e := s.next(t); e["data"] != `{"n":100}` {
+		t.Fatalf("after the gap %v, want the oldest held", e)
+	}
+	s.cancel()
+
+	// A restarted node holds nothing of its earlier run: an id from it is
+	// answered with a gap, never with another run's events.
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	n = startNode(t, home)
+	s = openEvents(t, n, ag.Token, prev)
+	gap = s.next(t)
+	if gap["event"] != api.EventGap {
+		t.Fatalf("after a restart: %v, want a gap", gap)
+	}
+	n.bus.publish(ev(7), ag.AgentID)
+	if e := s.next(t); e["data"] != `{"n":7}` || id(t, e) <= id(t, map[string]string{"id": prev}) {
+		t.Fatalf("after a restart: %v (earlier id %s)", e, prev)
+	}
+	s.cancel()
+}
+
+func id(t *testing.T, e map[string]string) uint64 {
+	t.Helper()
+	v, err := strconv.ParseUint(e["id"], 10, 64)
+	if err != nil {
+		t.Fatalf("event id %q: %v", e["id"], err)
+	}
+	return v
+}
