@@ -6,23 +6,43 @@
 //
 // A Client acts with one bearer token: the node's admin token (FromHome
 // reads it from the node's home) or an agent token (from CreateAgent), and
-// WithToken switches between them. Every method is one request.
+// WithToken switches between them. Every method takes a context and is one
+// request, except Events (a stream that reconnects by itself) and
+// AllEntries (an iterator that fetches page after page).
 //
-// Errors. An answer with a non-2xx status comes back as an *api.Error, the
-// server's own error type, carrying the HTTP status and the ASP error code
-// (api.CodeDuplicate, api.CodeInvalidTransition, ...); the body of an
-// answer that is not the API's JSON error becomes the message, with the
-// status text as the code. Test with IsCode or errors.As:
+// # Errors
 //
-//	var e *api.Error
-//	if errors.As(err, &e) && e.Status == http.StatusConflict { ... }
+// An answer with a non-2xx status comes back as an *Error carrying the HTTP
+// status, the ASP error code (api.CodeDuplicate, api.CodeInvalidTransition,
+// ...) and whether the same request may succeed later unchanged
+// (Retryable: busy, timeout, unavailable...). Test for a code with
+// errors.Is and the sentinels, or take the fields with errors.As:
 //
-// Transport failures (no node listening, a cancelled context) are returned
-// wrapped as they are. The message of an error answer is the remote node's
-// text: show it, do not parse it.
+//	if errors.Is(err, client.ErrInvalidTransition) { ... }
+//	var e *client.Error
+//	if errors.As(err, &e) && e.Retryable { ... try again later ... }
+//
+// errors.As with an *api.Error (the server's own type) also works. The body
+// of an answer that is not the API's JSON error (a proxy in the way)
+// becomes the message, with the status text as the code. Transport failures
+// (no node listening, a cancelled context) are returned wrapped as they
+// are. The message of an error answer is the remote node's text: show it,
+// do not parse it.
+//
+// # Events
+//
+// Events follows the agent's server-sent events. Each event has an id; when
+// the connection breaks the stream reconnects by itself with backoff,
+// sending the id of the last event it returned (Last-Event-ID), and the
+// node replays what the agent missed. When the node no longer holds all of
+// it (more than its buffer was published meanwhile, or it restarted) the
+// stream returns an event of type "gap" (Event.Gap): read current state
+// again. The stream ends only with its context, Close, or an answer that
+// will not change (a revoked token).
 //
 // The asp command line, the test networks and the integration tests use
-// this package.
+// this package; node/client/examples holds two small agents (a buyer with
+// a budget, a vendor with a floor price) written with it alone.
 package client
 
 import (
@@ -33,13 +53,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
-
-	"github.com/aspnode/asp/node/api"
 )
 
 // Files of a node's home the client reads (see node.APIFile and
@@ -111,17 +128,6 @@ func (c *Client) WithToken(token string) *Client {
 	return &d
 }
 
-// Error is an error answer of the API: the HTTP status and the
-// {"error":{"code","message"}} body, as node/api writes it. It is
-// node/api's own type; Err is always nil on the client side.
-type Error = api.Error
-
-// IsCode reports whether err is an API error with the given code.
-func IsCode(err error, code string) bool {
-	var e *api.Error
-	return errors.As(err, &e) && e.Code == code
-}
-
 // Do sends a request with in (if not nil) as its JSON body and decodes a
 // 2xx answer into out (if not nil). path starts with "/".
 func (c *Client) Do(ctx context.Context, method, path string, in, out any) error {
@@ -141,14 +147,8 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
-	}
-	h := c.HTTP
-	if h == nil {
-		h = defaultHTTP
-	}
-	resp, err := h.Do(req)
+	c.authorize(req)
+	resp, err := c.httpClient().Do(req)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
@@ -158,14 +158,7 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	if resp.StatusCode/100 != 2 {
-		var eb api.ErrorResponse
-		e := &api.Error{Status: resp.StatusCode}
-		if json.Unmarshal(raw, &eb) == nil && eb.Error.Code != "" {
-			e.Code, e.Message = eb.Error.Code, eb.Error.Message
-		} else {
-			e.Code, e.Message = http.StatusText(resp.StatusCode), strings.TrimSpace(string(raw))
-		}
-		return fmt.Errorf("%s %s (HTTP %d): %w", method, path, resp.StatusCode, e)
+		return errorAnswer(method, path, resp.StatusCode, raw)
 	}
 	if out == nil {
 		return nil
@@ -180,62 +173,15 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 	return nil
 }
 
-// Node returns GET /v1/node.
-func (c *Client) Node(ctx context.Context) (api.NodeInfo, error) {
-	var v api.NodeInfo
-	return v, c.Do(ctx, http.MethodGet, "/v1/node", nil, &v)
+func (c *Client) authorize(req *http.Request) {
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
 }
 
-// CreateAgent creates an agent (admin token).
-func (c *Client) CreateAgent(ctx context.Context, req api.CreateAgentRequest) (api.CreateAgentResponse, error) {
-	var v api.CreateAgentResponse
-	return v, c.Do(ctx, http.MethodPost, "/v1/agents", req, &v)
-}
-
-// Agents lists the node's agents (admin token).
-func (c *Client) Agents(ctx context.Context) ([]api.AgentInfo, error) {
-	var v api.AgentList
-	return v.Agents, c.Do(ctx, http.MethodGet, "/v1/agents", nil, &v)
-}
-
-// OpenSession opens a session from the token's agent to the agent to.
-func (c *Client) OpenSession(ctx context.Context, to string) (api.SessionInfo, error) {
-	var v api.SessionInfo
-	return v, c.Do(ctx, http.MethodPost, "/v1/sessions", api.OpenSessionRequest{To: to}, &v)
-}
-
-// Send sends one message in a session as the token's agent.
-func (c *Client) Send(ctx context.Context, sessionID string, req api.SendMessageRequest) (api.SendMessageResult, error) {
-	var v api.SendMessageResult
-	return v, c.Do(ctx, http.MethodPost, "/v1/sessions/"+url.PathEscape(sessionID)+"/messages", req, &v)
-}
-
-// Session returns a session with its signed transcript.
-func (c *Client) Session(ctx context.Context, id string) (api.SessionInfo, error) {
-	var v api.SessionInfo
-	return v, c.Do(ctx, http.MethodGet, "/v1/sessions/"+url.PathEscape(id), nil, &v)
-}
-
-// Commitments lists the commitments the token may see.
-func (c *Client) Commitments(ctx context.Context) ([]api.CommitmentInfo, error) {
-	var v api.CommitmentList
-	return v.Commitments, c.Do(ctx, http.MethodGet, "/v1/commitments", nil, &v)
-}
-
-// Commitment returns one commitment.
-func (c *Client) Commitment(ctx context.Context, id string) (api.CommitmentInfo, error) {
-	var v api.CommitmentInfo
-	return v, c.Do(ctx, http.MethodGet, "/v1/commitments/"+url.PathEscape(id), nil, &v)
-}
-
-// Checkpoint returns the node's latest signed checkpoint (signed note text).
-func (c *Client) Checkpoint(ctx context.Context) (string, error) {
-	var v string
-	return v, c.Do(ctx, http.MethodGet, "/v1/audit/checkpoint", nil, &v)
-}
-
-// Entries returns a page of ledger entries (admin token).
-func (c *Client) Entries(ctx context.Context, from, limit uint64) (api.EntriesPage, error) {
-	var v api.EntriesPage
-	return v, c.Do(ctx, http.MethodGet, fmt.Sprintf("/v1/audit/entries?from=%d&limit=%d", from, limit), nil, &v)
+func (c *Client) httpClient() *http.Client {
+	if c.HTTP != nil {
+		return c.HTTP
+	}
+	return defaultHTTP
 }
