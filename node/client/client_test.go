@@ -16,6 +16,7 @@ import (
 
 	"github.com/aspnode/asp/node/api"
 	"github.com/aspnode/asp/node/client"
+	"github.com/aspnode/asp/protocol"
 )
 
 const (
@@ -36,6 +37,11 @@ type backend struct {
 	agents   map[string]api.AgentInfo
 	sessions map[string]*api.SessionInfo
 	lastSend api.SendMessageRequest
+
+	lastDiscover api.DiscoverQuery
+	lastAction   string
+	busy         bool // SendMessage answers busy
+	events       eventLog
 }
 
 func newBackend() *backend {
@@ -98,6 +104,9 @@ func (b *backend) SendMessage(_ context.Context, from, sid string, req api.SendM
 	s, ok := b.sessions[sid]
 	if !ok || s.Participants[0] != from {
 		return api.SendMessageResult{}, api.NotFound("no session %s", sid)
+	}
+	if b.busy {
+		return api.SendMessageResult{}, api.Conflict(protocol.CodeBusy, "the counterparty is moving")
 	}
 	if req.Performative == "ACCEPT" && len(s.Messages) == 0 {
 		return api.SendMessageResult{}, api.InvalidTransition("ACCEPT without an offer")

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aspnode/asp/node/api"
+	"github.com/aspnode/asp/protocol"
 )
 
 // Event is one server-sent event of an agent.
@@ -129,17 +130,8 @@ func (s *EventStream) Next() (Event, error) {
 			s.disconnect()
 			return Event{}, err
 		}
-		if s.br == nil {
-			if err := s.connect(); err != nil {
-				if e := errorsAs(err); e != nil && !e.Retryable && e.Status < 500 {
-					s.Close()
-					return Event{}, err
-				}
-				if err := s.backoff(); err != nil {
-					return Event{}, err
-				}
-				continue
-			}
+		if err := s.Connect(); err != nil {
+			return Event{}, err
 		}
 		ev, err := s.read()
 		if err == nil {
@@ -154,6 +146,29 @@ func (s *EventStream) Next() (Event, error) {
 			return Event{}, err
 		}
 	}
+}
+
+// Connect makes the stream's connection now if it has none, so that every
+// event published after Connect returns is delivered; Next connects by
+// itself otherwise. It retries like Next.
+func (s *EventStream) Connect() error {
+	for s.br == nil {
+		if err := s.ctx.Err(); err != nil {
+			return err
+		}
+		err := s.connect()
+		if err == nil {
+			return nil
+		}
+		if e := errorsAs(err); e != nil && !e.Retryable && e.Status < 500 {
+			s.Close()
+			return err
+		}
+		if err := s.backoff(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // All iterates over the stream's events until it ends, then yields its
@@ -302,6 +317,10 @@ type Message struct {
 	// {"terms":{...}}, for ACCEPT and REJECT {"referenceId",...}.
 	Body json.RawMessage `json:"body"`
 }
+
+// TimeLayout is the layout of times in terms (deliverBy): UTC with
+// milliseconds, as protocol.TimeLayout.
+const TimeLayout = protocol.TimeLayout
 
 // Terms are an offer's terms. Decimals (quantity, unit price) are strings,
 // compared exactly (math/big.Rat, not float64).
