@@ -1,6 +1,7 @@
 package node
 
 import (
+	"slices"
 	"sync"
 	"time"
 
@@ -10,8 +11,9 @@ import (
 // EventRing is the number of recent events a node keeps so that an agent's
 // event stream can resume where it broke off (GET /v1/events with
 // Last-Event-ID): the last EventRing events of the node, all agents
-// together. An agent that comes back after more than that has been
-// published is told so by a "gap" event.
+// together. An agent whose stream comes back after some of its own events
+// left the ring is told so by a "gap" event (the node remembers, per
+// agent, the newest of its events that left).
 const EventRing = 4096
 
 // bus fans events out to the subscriptions of each agent and keeps the
@@ -39,8 +41,11 @@ type bus struct {
 	// INVARIANT: ids in the ring are consecutive, ending at next-1.
 	ring []ringEntry
 	head int
-	// next is the id of the next event.
-	next uint64
+	// first is the id of this run's first event, next of the next one.
+	first, next uint64
+	// evicted holds, per agent, the id of its newest event that left the
+	// ring: a resumption from before it has lost events.
+	evicted map[string]uint64
 }
 
 type ringEntry struct {
@@ -66,7 +71,7 @@ func newBusRing(drop func(), size int, first uint64) *bus {
 		first = 1
 	}
 	return &bus{subs: make(map[string]map[*sub]struct{}), drop: drop,
-		ring: make([]ringEntry, 0, size), next: first}
+		ring: make([]ringEntry, 0, size), first: first, next: first, evicted: make(map[string]uint64)}
 }
 
 // subscribe registers a subscription for agent, for events published from
@@ -78,34 +83,37 @@ func (b *bus) subscribe(agent string) (<-chan api.Event, func()) {
 }
 
 // subscribeSince registers a subscription for agent and returns, with it,
-// the agent's events after the event with id after that the ring still
-// holds, in order. gap is true when events after that id have left the
-// ring (or the id is not one of this run's): some of the agent's events
-// may be missing, and oldest is the id of the oldest event still held (the
-// next id when none is). Events on the channel follow the replayed ones
-// without overlap.
-func (b *bus) subscribeSince(agent string, after uint64) (replay []api.Event, gap bool, oldest uint64, events <-chan api.Event, cancel func()) {
+// newest: the id of the last event published before it (0 if none). With
+// resume it also returns the agent's events after the event id after that
+// the ring still holds, in order, and gap: true when some of the agent's
+// events after that id are no longer held (they left the ring, or the id
+// is not one of this run's), and oldest: the id of the oldest event held
+// (the next id when none is). Events on the channel follow newest without
+// overlap.
+func (b *bus) subscribeSince(agent string, resume bool, after uint64) (replay []api.Event, gap bool, oldest, newest uint64, events <-chan api.Event, cancel func()) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	oldest = b.next - uint64(len(b.ring))
-	gap = after+1 < oldest || after >= b.next
-	if after >= b.next {
-		after = 0 // not an id of this run: replay all that is held
+	newest = b.next - 1
+	if newest < b.first {
+		newest = 0
 	}
-	for i := range b.ring {
-		e := &b.ring[(b.head+i)%len(b.ring)]
-		if e.ev.ID <= after {
-			continue
+	if resume {
+		if after >= b.next || after+1 < b.first {
+			// Not an id of this run: what is held is all there is.
+			gap, after = true, 0
+		} else {
+			gap = b.evicted[agent] > after
 		}
-		for _, a := range e.agents {
-			if a == agent {
+		for i := range b.ring {
+			e := &b.ring[(b.head+i)%len(b.ring)]
+			if e.ev.ID > after && slices.Contains(e.agents, agent) {
 				replay = append(replay, e.ev)
-				break
 			}
 		}
 	}
 	events, cancel = b.subscribeLocked(agent)
-	return replay, gap, oldest, events, cancel
+	return replay, gap, oldest, newest, events, cancel
 }
 
 // REQUIRES: b.mu.
@@ -155,6 +163,9 @@ func (b *bus) publish(ev api.Event, agents ...string) {
 		if len(b.ring) < cap(b.ring) {
 			b.ring = append(b.ring, e)
 		} else {
+			for _, a := range b.ring[b.head].agents {
+				b.evicted[a] = b.ring[b.head].ev.ID
+			}
 			b.ring[b.head] = e
 			b.head = (b.head + 1) % len(b.ring)
 		}
@@ -209,10 +220,10 @@ func (n *Node) Subscribe(agentID string) (<-chan api.Event, func()) {
 }
 
 // SubscribeSince implements api.EventReplayer: the agent's events after
-// the id after that the node still holds, then live ones.
-func (n *Node) SubscribeSince(agentID string, after uint64) (api.Replay, <-chan api.Event, func()) {
-	evs, gap, oldest, ch, cancel := n.bus.subscribeSince(agentID, after)
-	return api.Replay{Events: evs, Gap: gap, Oldest: oldest}, ch, cancel
+// the id after that the node still holds (with resume), then live ones.
+func (n *Node) SubscribeSince(agentID string, resume bool, after uint64) (api.Replay, <-chan api.Event, func()) {
+	evs, gap, oldest, newest, ch, cancel := n.bus.subscribeSince(agentID, resume, after)
+	return api.Replay{Events: evs, Gap: gap, Oldest: oldest, Newest: newest}, ch, cancel
 }
 
 // has reports whether an event for agent is wanted: it has a

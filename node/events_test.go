@@ -24,53 +24,77 @@ func ids(evs []api.Event) []uint64 {
 	return out
 }
 
+// resumeFrom resumes agent's events after the id after and cancels the
+// subscription.
+func resumeFrom(b *bus, agent string, after uint64) (replay []uint64, gap bool, oldest, newest uint64) {
+	evs, gap, oldest, newest, _, cancel := b.subscribeSince(agent, true, after)
+	cancel()
+	return ids(evs), gap, oldest, newest
+}
+
 func TestBusReplay(t *testing.T) {
 	b := newBusRing(nil, 8, 100)
 	b.publish(ev(0), "a")      // 100
 	b.publish(ev(1), "b")      // 101
 	b.publish(ev(2), "a", "b") // 102
 	b.publish(ev(3), "a")      // 103
-	replay, gap, oldest, ch, cancel := b.subscribeSince("a", 100)
+	replay, gap, oldest, newest, ch, cancel := b.subscribeSince("a", true, 100)
 	defer cancel()
-	if gap || oldest != 100 || !slices.Equal(ids(replay), []uint64{102, 103}) {
-		t.Fatalf("replay %v gap %v oldest %d, want [102 103] false 100", ids(replay), gap, oldest)
+	if gap || oldest != 100 || newest != 103 || !slices.Equal(ids(replay), []uint64{102, 103}) {
+		t.Fatalf("replay %v gap %v oldest %d newest %d, want [102 103] false 100 103", ids(replay), gap, oldest, newest)
 	}
 	b.publish(ev(4), "a")
 	if e := <-ch; e.ID != 104 {
 		t.Fatalf("live event %d, want 104", e.ID)
 	}
 	// Up to date: nothing to replay, no gap.
-	replay, gap, _, _, cancel2 := b.subscribeSince("a", 104)
+	if replay, gap, _, _ := resumeFrom(b, "a", 104); gap || len(replay) != 0 {
+		t.Fatalf("up to date: replay %v gap %v", replay, gap)
+	}
+	// A fresh subscription replays nothing and gives the position.
+	evs, gap, _, newest, _, cancel2 := b.subscribeSince("a", false, 0)
 	cancel2()
-	if gap || len(replay) != 0 {
-		t.Fatalf("up to date: replay %v gap %v", ids(replay), gap)
+	if len(evs) != 0 || gap || newest != 104 {
+		t.Fatalf("fresh: replay %v gap %v newest %d", ids(evs), gap, newest)
 	}
 }
 
-// Once more events were published than the ring holds, a resumption from
-// before the oldest is told so, and gets what is held.
+// Once some of an agent's events left the ring, a resumption from before
+// them is told so, and gets what is held; other agents' events leaving is
+// no gap for it.
 func TestBusGap(t *testing.T) {
 	b := newBusRing(nil, 4, 1)
 	for i := range 10 {
 		b.publish(ev(i), "a") // ids 1..10; the ring holds 7..10
 	}
-	replay, gap, oldest, _, cancel := b.subscribeSince("a", 5)
-	cancel()
-	if !gap || oldest != 7 || !slices.Equal(ids(replay), []uint64{7, 8, 9, 10}) {
-		t.Fatalf("replay %v gap %v oldest %d, want [7 8 9 10] true 7", ids(replay), gap, oldest)
+	if replay, gap, oldest, _ := resumeFrom(b, "a", 5); !gap || oldest != 7 || !slices.Equal(replay, []uint64{7, 8, 9, 10}) {
+		t.Fatalf("replay %v gap %v oldest %d, want [7 8 9 10] true 7", replay, gap, oldest)
 	}
 	// The event just before the oldest held is no gap.
-	if _, gap, _, _, cancel := b.subscribeSince("a", 6); gap {
+	if _, gap, _, _ := resumeFrom(b, "a", 6); gap {
 		t.Fatal("gap after 6 with 7 held")
-	} else {
-		cancel()
 	}
-	// An id above the newest is from another run of the node: a gap, and
-	// all that is held.
-	replay, gap, _, _, cancel = b.subscribeSince("a", 99)
-	cancel()
-	if !gap || len(replay) != 4 {
-		t.Fatalf("future id: replay %v gap %v", ids(replay), gap)
+	// An id above the newest, or below this run's first, is from another
+	// run of the node: a gap, and all that is held.
+	for _, after := range []uint64{99, 0} {
+		if replay, gap, _, _ := resumeFrom(b, "a", after); !gap || len(replay) != 4 {
+			t.Fatalf("id %d of another run: replay %v gap %v", after, replay, gap)
+		}
+	}
+	// Another agent's events push a's out: a gap for a from before them,
+	// none for c, which had no event since.
+	b.publish(ev(11), "c") // 11
+	for i := range 4 {
+		b.publish(ev(20+i), "b") // 12..15: a's and c's leave
+	}
+	if _, gap, _, _ := resumeFrom(b, "a", 9); !gap {
+		t.Fatal("no gap for a after its events 10 left")
+	}
+	if _, gap, _, _ := resumeFrom(b, "a", 10); gap {
+		t.Fatal("gap for a, whose events up to 10 it had")
+	}
+	if _, gap, _, _ := resumeFrom(b, "c", 11); gap {
+		t.Fatal("gap for c, which had its only event")
 	}
 }
 
@@ -91,17 +115,17 @@ func TestBusSlowSubscriberResumes(t *testing.T) {
 	if last != subBuffer || drops != 1 {
 		t.Fatalf("last delivered %d, drops %d; want %d, 1", last, drops, subBuffer)
 	}
-	replay, gap, _, _, cancel2 := b.subscribeSince("a", last)
-	defer cancel2()
-	if gap || len(replay) != 10 || replay[0].ID != last+1 {
-		t.Fatalf("resumed: %v gap %v", ids(replay), gap)
+	replay, gap, _, _ := resumeFrom(b, "a", last)
+	if gap || len(replay) != 10 || replay[0] != last+1 {
+		t.Fatalf("resumed: %v gap %v", replay, gap)
 	}
 }
 
 // sseClient reads a real node's event stream.
 type sseClient struct {
-	cancel context.CancelFunc
-	br     *bufio.Reader
+	cancel   context.CancelFunc
+	br       *bufio.Reader
+	position string
 }
 
 func openEvents(t *testing.T, n *Node, token, lastID string) *sseClient {
@@ -139,8 +163,11 @@ func (s *sseClient) next(t *testing.T) map[string]string {
 		}
 		l = strings.TrimSuffix(l, "\n")
 		switch {
-		case l == "" && len(f) > 0:
+		case l == "" && f["data"] != "":
 			return f
+		case l == "" && f["id"] != "":
+			s.position = f["id"] // an id without an event
+			f = map[string]string{}
 		case l == "" || strings.HasPrefix(l, ":"):
 		default:
 			k, v, _ := strings.Cut(l, ": ")

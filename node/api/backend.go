@@ -354,22 +354,29 @@ type GapEvent struct {
 	Oldest uint64 `json:"oldest"`
 }
 
-// Replay is what a resumed subscription starts with.
+// Replay is what a subscription of an EventReplayer starts with.
 type Replay struct {
 	// Events are the agent's events after the id asked for, in order.
 	Events []Event
-	// Gap says events after that id were no longer held (or the id is not
-	// one of this node's run); Oldest is the oldest id held.
+	// Gap says some of the agent's events after that id are no longer
+	// held (or the id is not one of this run of the node); Oldest is the
+	// oldest id held.
 	Gap    bool
 	Oldest uint64
+	// Newest is the id of the last event published before the
+	// subscription (0 if none): every later event is on the channel. The
+	// stream sends it as an id, so that a client that reconnects resumes
+	// from there even if it got no event of its own.
+	Newest uint64
 }
 
 // EventReplayer is an optional Backend extension that resumes event
 // streams (GET /v1/events with Last-Event-ID or ?since=).
 type EventReplayer interface {
-	// SubscribeSince subscribes like Backend.Subscribe and returns, with
-	// the subscription, the agent's events published after the event id
-	// after that the backend still holds. The channel carries only events
-	// published after those: none is missed or repeated between the two.
-	SubscribeSince(agentID string, after uint64) (replay Replay, events <-chan Event, cancel func())
+	// SubscribeSince subscribes like Backend.Subscribe. With resume, the
+	// replay holds the agent's events published after the event id after
+	// that the backend still holds. The channel carries only events
+	// published after Replay.Newest: none is missed or repeated between
+	// the two.
+	SubscribeSince(agentID string, resume bool, after uint64) (replay Replay, events <-chan Event, cancel func())
 }

@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -34,8 +35,8 @@ func serveEvents(c *call) error {
 		events <-chan Event
 		cancel func()
 	)
-	if er, ok := c.h.b.(EventReplayer); ok && resume {
-		replay, events, cancel = er.SubscribeSince(c.p.Agent, after)
+	if er, ok := c.h.b.(EventReplayer); ok {
+		replay, events, cancel = er.SubscribeSince(c.p.Agent, resume, after)
 	} else {
 		// Without a replaying backend nothing missed can be given back:
 		// say so.
@@ -85,6 +86,17 @@ func serveEvents(c *call) error {
 			return nil
 		}
 		last = ev.ID
+	}
+	if replay.Newest > last {
+		// The client's position: an id without an event moves it past the
+		// events of other agents, and past none of the caller's.
+		if _, err := fmt.Fprintf(c.w, "id: %d\n\n", replay.Newest); err != nil {
+			return nil
+		}
+		if rc.Flush() != nil {
+			return nil
+		}
+		last = replay.Newest
 	}
 
 	hb := c.h.cfg.heartbeat

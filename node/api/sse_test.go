@@ -17,7 +17,11 @@ type replayer struct {
 	after  chan uint64
 }
 
-func (r *replayer) SubscribeSince(agent string, after uint64) (Replay, <-chan Event, func()) {
+func (r *replayer) SubscribeSince(agent string, resume bool, after uint64) (Replay, <-chan Event, func()) {
+	if !resume {
+		after = 0
+		r.replay.Events = nil
+	}
 	r.after <- after
 	ch, cancel := r.fake.Subscribe(agent)
 	return r.replay, ch, cancel
@@ -59,7 +63,7 @@ func (s *sseReader) events(n int) [][]string {
 // ones, and skips a live event the replay already carried.
 func TestEventsResumeReplays(t *testing.T) {
 	f := newFake()
-	r := &replayer{fake: f, after: make(chan uint64, 1), replay: Replay{Oldest: 3, Events: []Event{
+	r := &replayer{fake: f, after: make(chan uint64, 1), replay: Replay{Oldest: 3, Newest: 9, Events: []Event{
 		{ID: 7, Type: "message", Data: map[string]any{"n": 7}},
 		{ID: 9, Type: "session", Data: map[string]any{"n": 9}},
 	}}}
@@ -91,7 +95,7 @@ func TestEventsResumeReplays(t *testing.T) {
 // opens with a gap event naming the oldest id held, then what is held.
 func TestEventsResumeGap(t *testing.T) {
 	f := newFake()
-	r := &replayer{fake: f, after: make(chan uint64, 1), replay: Replay{Gap: true, Oldest: 40, Events: []Event{
+	r := &replayer{fake: f, after: make(chan uint64, 1), replay: Replay{Gap: true, Oldest: 40, Newest: 44, Events: []Event{
 		{ID: 41, Type: "message", Data: map[string]any{"n": 41}},
 	}}}
 	h := newHarnessFor(t, f, r)
@@ -99,10 +103,11 @@ func TestEventsResumeGap(t *testing.T) {
 	if a := await(t, r.after, "resumption"); a != 5 {
 		t.Fatalf("resumed after %d, want 5", a)
 	}
-	got := sse.events(2)
+	got := sse.events(3)
 	want := [][]string{
 		{"event: gap", `data: {"after":5,"oldest":40}`},
 		{"id: 41", "event: message", `data: {"n":41}`},
+		{"id: 44"}, // the position: events 42 to 44 were other agents'
 	}
 	if !slices.EqualFunc(got, want, slices.Equal) {
 		t.Fatalf("events\n%q\nwant\n%q", got, want)
@@ -141,5 +146,26 @@ func TestEventsResumeBadID(t *testing.T) {
 		if res.StatusCode != 400 {
 			t.Errorf("%q %q: status %d, want 400", tc.query, tc.header, res.StatusCode)
 		}
+	}
+}
+
+// A fresh stream starts with the node's position, an id without an event,
+// so that a client that reconnects before any event of its own resumes
+// from there instead of starting afresh.
+func TestEventsFreshStreamHasPosition(t *testing.T) {
+	f := newFake()
+	r := &replayer{fake: f, after: make(chan uint64, 1), replay: Replay{Oldest: 3, Newest: 30}}
+	h := newHarnessFor(t, f, r)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, sse := h.openEventsWith(ctx, buyerToken, "", nil)
+	await(t, r.after, "subscription")
+	await(t, f.subscribed, "subscription")
+	f.publish(buyer, Event{ID: 30, Type: "session", Data: map[string]any{}}) // not after the position: skipped
+	f.publish(buyer, Event{ID: 31, Type: "session", Data: map[string]any{}})
+	got := sse.events(2)
+	want := [][]string{{"id: 30"}, {"id: 31", "event: session", "data: {}"}}
+	if !slices.EqualFunc(got, want, slices.Equal) {
+		t.Fatalf("events\n%q\nwant\n%q", got, want)
 	}
 }

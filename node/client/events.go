@@ -267,6 +267,11 @@ func (s *EventStream) read() (Event, error) {
 		line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
 		if line == "" {
 			if !has {
+				// An id without data moves the stream's position (the
+				// node's newest id when the stream starts).
+				if ev.ID != "" {
+					s.lastID = ev.ID
+				}
 				ev = Event{}
 				continue
 			}

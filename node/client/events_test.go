@@ -31,10 +31,18 @@ func (b *backend) Subscribe(agent string) (<-chan api.Event, func()) {
 	return ch, cancel
 }
 
-func (b *backend) SubscribeSince(agent string, after uint64) (api.Replay, <-chan api.Event, func()) {
+func (b *backend) SubscribeSince(agent string, resume bool, after uint64) (api.Replay, <-chan api.Event, func()) {
 	l := &b.events
 	var r api.Replay
-	_, ch, cancel := b.subscribe(fmt.Sprint("after ", after), func(evs []api.Event) []api.Event {
+	what := fmt.Sprint("after ", after)
+	if !resume {
+		what = "fresh"
+	}
+	_, ch, cancel := b.subscribe(what, func(evs []api.Event) []api.Event {
+		r.Newest = uint64(len(evs))
+		if !resume {
+			return nil
+		}
 		r.Oldest = max(l.oldest, 1)
 		r.Gap = after+1 < r.Oldest
 		for _, e := range evs {
@@ -224,5 +232,33 @@ func TestEventsIdleReconnect(t *testing.T) {
 	cancel()
 	if _, err := s.Next(); !errors.Is(err, context.Canceled) {
 		t.Fatalf("after cancel: %v", err)
+	}
+}
+
+// A stream that breaks before it returned any event resumes from the
+// position the node gave when it connected: an event published in between
+// is not lost.
+func TestEventsResumeBeforeFirstEvent(t *testing.T) {
+	b := newBackend()
+	b.events.resumes = make(chan string, 16)
+	admin := serve(t, b)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	created, _ := admin.CreateAgent(ctx, api.CreateAgentRequest{Name: "buyer"})
+	b.publish(1) // before the stream: not for it
+
+	s := admin.WithToken(created.Token).Events(ctx, client.EventsOptions{MinBackoff: time.Millisecond})
+	defer s.Close()
+	if err := s.Connect(); err != nil {
+		t.Fatal(err)
+	}
+	awaitResume(t, b)
+	b.closeSubs()
+	b.publish(2)
+	if n := nextN(t, s); n != 2 {
+		t.Fatalf("first event %d, want 2", n)
+	}
+	if r := awaitResume(t, b); r != "after 1" {
+		t.Fatalf("reconnected %q, want after 1", r)
 	}
 }
