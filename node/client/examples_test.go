@@ -94,3 +94,5 @@ func TestExampleAgents(t *testing.T) {
 		}
 	}
 }
+
+func jsonUnmarshal(raw []byte, v any) error { return json.Unmarshal(raw, v) }
