@@ -3,6 +3,7 @@ package api
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"net/http"
 	"slices"
 	"strings"
@@ -167,5 +168,46 @@ func TestEventsFreshStreamHasPosition(t *testing.T) {
 	want := [][]string{{"id: 30"}, {"id: 31", "event: session", "data: {}"}}
 	if !slices.EqualFunc(got, want, slices.Equal) {
 		t.Fatalf("events\n%q\nwant\n%q", got, want)
+	}
+}
+
+// The OpenAPI document describes resumption: the Last-Event-ID header, the
+// since parameter, and the gap event's data.
+func TestOpenAPIEvents(t *testing.T) {
+	h := newHarness(t)
+	r := h.do("GET", "/v1/openapi.json", buyerToken, "")
+	var doc struct {
+		Paths map[string]map[string]struct {
+			Description string `json:"description"`
+			Parameters  []struct {
+				Name, In string
+			} `json:"parameters"`
+			Events map[string]map[string]any `json:"x-asp-events"`
+		} `json:"paths"`
+		Components struct {
+			Schemas map[string]struct {
+				Properties map[string]any `json:"properties"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(r.body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	op := doc.Paths["/v1/events"]["get"]
+	var params []string
+	for _, p := range op.Parameters {
+		params = append(params, p.In+":"+p.Name)
+	}
+	if !slices.Equal(params, []string{"header:Last-Event-ID", "query:since"}) {
+		t.Errorf("parameters %v", params)
+	}
+	if !strings.Contains(op.Description, "gap") || !strings.Contains(op.Description, "4096") {
+		t.Errorf("description %q", op.Description)
+	}
+	if ref, _ := op.Events["gap"]["$ref"].(string); ref != "#/components/schemas/GapEvent" {
+		t.Errorf("gap event schema %v", op.Events)
+	}
+	if p := doc.Components.Schemas["GapEvent"].Properties; p["after"] == nil || p["oldest"] == nil {
+		t.Errorf("GapEvent schema %v", p)
 	}
 }
