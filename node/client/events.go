@@ -247,30 +247,36 @@ func (s *EventStream) backoff() error {
 // maxEventBytes bounds one event's data.
 const maxEventBytes = 16 << 20
 
-// read parses the next event (text/event-stream): fields up to a blank
-// line; comment lines (heartbeats) only keep the connection alive.
+// read parses the next event; an id without data moves the stream's
+// position (the node's newest id when the stream starts).
 func (s *EventStream) read() (Event, error) {
+	return readEvent(s.br, func() { s.idle.Reset(s.opts.IdleTimeout) }, func(id string) { s.lastID = id })
+}
+
+// readEvent parses the next event of a text/event-stream: fields up to a
+// blank line. Every line read calls alive (comment lines, heartbeats, only
+// keep the connection alive); a block with an id and no data calls
+// position. The end of the input before an event is io.ErrUnexpectedEOF.
+func readEvent(br *bufio.Reader, alive func(), position func(id string)) (Event, error) {
 	var (
 		ev   Event
 		data strings.Builder
 		has  bool
 	)
 	for {
-		line, err := s.br.ReadString('\n')
+		line, err := br.ReadString('\n')
 		if err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
 			return Event{}, err
 		}
-		s.idle.Reset(s.opts.IdleTimeout)
+		alive()
 		line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
 		if line == "" {
 			if !has {
-				// An id without data moves the stream's position (the
-				// node's newest id when the stream starts).
 				if ev.ID != "" {
-					s.lastID = ev.ID
+					position(ev.ID)
 				}
 				ev = Event{}
 				continue
