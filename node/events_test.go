@@ -257,3 +257,54 @@ func id(t *testing.T, e map[string]string) uint64 {
 	}
 	return v
 }
+
+// FuzzBus drives a small ring with publishes and resumptions and checks
+// each resumption against a log that forgets nothing: the replay is
+// exactly the agent's held events after the id, and there is a gap exactly
+// when one of the agent's events after the id is no longer held.
+func FuzzBus(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 0, 0, 0, 0x83, 0x45, 1, 1, 0x92})
+	f.Add([]byte{0x80, 0x81, 0x82, 0xff, 0xfe})
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		const first = 1000
+		b := newBusRing(nil, 4, first)
+		type logged struct {
+			id     uint64
+			agents []string
+		}
+		var log []logged
+		agents := []string{"a", "b", "c"}
+		for _, op := range ops {
+			if op&0x80 == 0 { // publish to one or two agents
+				to := []string{agents[int(op)%3]}
+				if op&0x40 != 0 {
+					to = append(to, agents[(int(op)+1)%3])
+				}
+				b.publish(ev(int(op)), to...)
+				log = append(log, logged{id: first + uint64(len(log)), agents: to})
+				continue
+			}
+			agent := agents[int(op)%3]
+			after := first - 1 + uint64(op&0x1f)%uint64(len(log)+1) // an id of this run, or just before it
+			replay, gap, oldest, newest := resumeFrom(b, agent, after)
+			var want []uint64
+			wantGap := false
+			for _, e := range log {
+				if e.id <= after || !slices.Contains(e.agents, agent) {
+					continue
+				}
+				if e.id < oldest {
+					wantGap = true
+				} else {
+					want = append(want, e.id)
+				}
+			}
+			if len(log) > 0 && newest != log[len(log)-1].id || oldest != first+uint64(max(0, len(log)-4)) {
+				t.Fatalf("oldest %d newest %d after %d events", oldest, newest, len(log))
+			}
+			if !slices.Equal(replay, want) || gap != wantGap {
+				t.Fatalf("%s after %d: replay %v gap %v, want %v %v", agent, after, replay, gap, want, wantGap)
+			}
+		}
+	})
+}
