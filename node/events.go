@@ -46,6 +46,9 @@ type bus struct {
 	// evicted holds, per agent, the id of its newest event that left the
 	// ring: a resumption from before it has lost events.
 	evicted map[string]uint64
+	// streamed holds the agents that subscribed since the node started:
+	// only they can come back for a replay.
+	streamed map[string]bool
 }
 
 type ringEntry struct {
@@ -71,7 +74,8 @@ func newBusRing(drop func(), size int, first uint64) *bus {
 		first = 1
 	}
 	return &bus{subs: make(map[string]map[*sub]struct{}), drop: drop,
-		ring: make([]ringEntry, 0, size), first: first, next: first, evicted: make(map[string]uint64)}
+		ring: make([]ringEntry, 0, size), first: first, next: first,
+		evicted: make(map[string]uint64), streamed: make(map[string]bool)}
 }
 
 // subscribe registers a subscription for agent, for events published from
@@ -119,6 +123,7 @@ func (b *bus) subscribeSince(agent string, resume bool, after uint64) (replay []
 // REQUIRES: b.mu.
 func (b *bus) subscribeLocked(agent string) (<-chan api.Event, func()) {
 	s := &sub{ch: make(chan api.Event, subBuffer)}
+	b.streamed[agent] = true
 	m := b.subs[agent]
 	if m == nil {
 		m = make(map[*sub]struct{})
@@ -227,9 +232,11 @@ func (n *Node) SubscribeSince(agentID string, resume bool, after uint64) (api.Re
 }
 
 // has reports whether an event for agent is wanted: it has a
-// subscription, or the ring keeps events for a stream that comes back.
+// subscription, or had one since the node started and may come back for a
+// replay. An agent that never opened a stream has no position to resume
+// from, so its events need not be built (publish keeps whatever it gets).
 func (b *bus) has(agent string) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return cap(b.ring) > 0 || len(b.subs[agent]) > 0
+	return len(b.subs[agent]) > 0 || (cap(b.ring) > 0 && b.streamed[agent])
 }

@@ -308,3 +308,21 @@ func FuzzBus(f *testing.F) {
 		}
 	})
 }
+
+// Message events are built for an agent with a stream, and for one whose
+// stream broke off (it comes back for them), not for an agent that never
+// opened one.
+func TestBusHas(t *testing.T) {
+	b := newBusRing(nil, 8, 1)
+	if b.has("a") {
+		t.Fatal("events wanted for an agent that never subscribed")
+	}
+	_, cancel := b.subscribe("a")
+	if !b.has("a") {
+		t.Fatal("no events wanted for a subscribed agent")
+	}
+	cancel()
+	if !b.has("a") {
+		t.Fatal("no events wanted for an agent whose stream broke off")
+	}
+}
