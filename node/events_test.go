@@ -326,3 +326,31 @@ func TestBusHas(t *testing.T) {
 		t.Fatal("no events wanted for an agent whose stream broke off")
 	}
 }
+
+// BenchmarkBusPublish: one event into the ring and to one subscriber.
+func BenchmarkBusPublish(b *testing.B) {
+	bus := newBusRing(nil, EventRing, 1)
+	ch, cancel := bus.subscribe("a")
+	defer cancel()
+	e := ev(1)
+	for b.Loop() {
+		bus.publish(e, "a", "b")
+		<-ch
+	}
+}
+
+// BenchmarkBusResume: a resumption that replays a full ring of the
+// agent's events.
+func BenchmarkBusResume(b *testing.B) {
+	bus := newBusRing(nil, EventRing, 1)
+	for i := range EventRing {
+		bus.publish(ev(i), "a")
+	}
+	for b.Loop() {
+		evs, _, _, _, _, cancel := bus.subscribeSince("a", true, 1)
+		cancel()
+		if len(evs) != EventRing-1 {
+			b.Fatal(len(evs))
+		}
+	}
+}
