@@ -31,6 +31,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aspnode/asp/internal/strictjson"
@@ -98,6 +99,10 @@ type handler struct {
 
 	requests *prometheus.CounterVec
 	refused  *prometheus.CounterVec
+
+	// shutdowns are closed when the server serving a stream shuts down
+	// (see streamsEnd).
+	shutdowns sync.Map // *http.Server -> chan struct{}
 }
 
 // New returns the HTTP handler of the API, serving b.

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -106,9 +107,12 @@ func serveEvents(c *call) error {
 	ticker := time.NewTicker(hb)
 	defer ticker.Stop()
 	ctx := c.ctx()
+	shutdown := c.h.streamsEnd(ctx)
 	for {
 		select {
 		case <-ctx.Done():
+			return nil
+		case <-shutdown:
 			return nil
 		case ev, ok := <-events:
 			if !ok {
@@ -180,4 +184,28 @@ func resumePoint(r *http.Request) (after uint64, resume bool, err error) {
 		return v, true, nil
 	}
 	return 0, false, nil
+}
+
+// streamsEnd returns a channel closed when the server serving the request
+// shuts down, so that event streams end then instead of holding
+// Server.Shutdown until its deadline (it waits for handlers to return);
+// the clients resume elsewhere or later. Without a server in the context
+// (a test's ResponseRecorder) it returns nil: never closed.
+func (h *handler) streamsEnd(ctx context.Context) <-chan struct{} {
+	srv, _ := ctx.Value(http.ServerContextKey).(*http.Server)
+	if srv == nil {
+		return nil
+	}
+	if ch, ok := h.shutdowns.Load(srv); ok {
+		return ch.(chan struct{})
+	}
+	ch := make(chan struct{})
+	if prev, loaded := h.shutdowns.LoadOrStore(srv, ch); loaded {
+		return prev.(chan struct{})
+	}
+	srv.RegisterOnShutdown(func() {
+		close(ch)
+		h.shutdowns.Delete(srv)
+	})
+	return ch
 }

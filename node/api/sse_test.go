@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // replayer is the fake with the EventReplayer extension: it answers every
@@ -210,4 +211,23 @@ func TestOpenAPIEvents(t *testing.T) {
 	if p := doc.Components.Schemas["GapEvent"].Properties; p["after"] == nil || p["oldest"] == nil {
 		t.Errorf("GapEvent schema %v", p)
 	}
+}
+
+// Shutting the server down ends open event streams, so that Shutdown does
+// not wait for its deadline.
+func TestEventsEndOnShutdown(t *testing.T) {
+	h := newHarness(t)
+	_, sse := h.openEvents(context.Background(), buyerToken)
+	await(t, h.f.subscribed, "subscription")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := h.srv.Config.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown with a stream open: %v", err)
+	}
+	for {
+		if _, err := sse.next(); err != nil {
+			break
+		}
+	}
+	await(t, h.f.cancelled, "cancel")
 }
