@@ -248,7 +248,10 @@ func routes() []*route {
 			Description: "Each event has an id (id: N), growing by one per event the node publishes (all agents together; " +
 				"a restarted node continues above its earlier ids). The node keeps its last 4096 events: a client that " +
 				"reconnects with Last-Event-ID (or ?since=N) first gets its events after N, in order, then live ones. " +
-				"When some of them are no longer held (or N is from before a restart) the stream opens with an event of " +
+				"Every stream also sends the node's newest id when it subscribed as an id line without data, so that a " +
+				"client that reconnects before any event of its own resumes from there. " +
+				"When some of the caller's events after N are no longer held (or N is not an id of the node's current " +
+				"run) the stream opens with an event of " +
 				"type gap, without an id, whose data is {after, oldest}: the agent's events between the two may be lost; " +
 				"read sessions and commitments again. A comment line (: heartbeat) comes every 15 s. A subscriber too slow " +
 				"to take its events has its stream ended; it resumes with Last-Event-ID like after any disconnection.",
