@@ -2,10 +2,13 @@ package client_test
 
 import (
 	"context"
+	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"slices"
+	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,7 +35,15 @@ func TestEventsResumeRealNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxy := httptest.NewServer(httputil.NewSingleHostReverseProxy(target))
+	var upstream atomic.Pointer[url.URL]
+	upstream.Store(target)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	director := rp.Director
+	rp.Director = func(r *http.Request) {
+		director(r)
+		r.URL.Host = upstream.Load().Host // the node's address after a restart
+	}
+	proxy := httptest.NewServer(rp)
 	defer proxy.Close()
 	stream := client.New(proxy.URL, buyer.Token).Events(ctx, client.EventsOptions{MinBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
 	defer stream.Close()
@@ -91,4 +102,32 @@ func TestEventsResumeRealNode(t *testing.T) {
 		t.Fatalf("%d connections after %d cuts: the test cut nothing", stream.Connects(), cuts)
 	}
 	t.Logf("%d messages over %d connections", len(got), stream.Connects())
+
+	// The node restarts: it holds none of its earlier events, and the
+	// stream says so before any event of the new run.
+	net.Nodes[0].Restart()
+	restarted, err := url.Parse(net.Nodes[0].APIURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	upstream.Store(restarted)
+	proxy.CloseClientConnections()
+	for {
+		last := stream.LastEventID() // an event read before the restart may still come first
+		ev, err := stream.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g, ok := ev.Gap(); ok {
+			if strconv.FormatUint(g.After, 10) != last || g.Oldest <= g.After {
+				t.Fatalf("gap %+v after a restart, want one after %s", g, last)
+			}
+			break
+		}
+		id, err := strconv.ParseUint(ev.ID, 10, 64)
+		prev, _ := strconv.ParseUint(last, 10, 64)
+		if err != nil || id <= prev {
+			t.Fatalf("event %+v before the gap, after %s", ev, last)
+		}
+	}
 }
