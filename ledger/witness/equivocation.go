@@ -244,11 +244,12 @@ func VerifyEquivocation(p *Equivocation, resolve Resolver) (string, error) {
 		if leafA == leafB {
 			return "", fmt.Errorf("%w: the same leaf at index %d", ErrNotContradictory, p.Index)
 		}
-		if err := ledger.VerifyInclusion(p.Index, a.size, leafA, p.ProofA, a.root); err != nil {
-			return "", fmt.Errorf("%w: in A: %v", ErrInvalidProof, err)
+		// (The proof library's message lists whole hashes: not repeated.)
+		if ledger.VerifyInclusion(p.Index, a.size, leafA, p.ProofA, a.root) != nil {
+			return "", fmt.Errorf("%w: leaf A is not at index %d of checkpoint A (size %d)", ErrInvalidProof, p.Index, a.size)
 		}
-		if err := ledger.VerifyInclusion(p.Index, b.size, leafB, p.ProofB, b.root); err != nil {
-			return "", fmt.Errorf("%w: in B: %v", ErrInvalidProof, err)
+		if ledger.VerifyInclusion(p.Index, b.size, leafB, p.ProofB, b.root) != nil {
+			return "", fmt.Errorf("%w: leaf B is not at index %d of checkpoint B (size %d)", ErrInvalidProof, p.Index, b.size)
 		}
 	}
 	return origin, nil

@@ -10,7 +10,7 @@ import (
 var (
 	// ErrMalformed: a request or checkpoint that does not parse, exceeds a
 	// bound, or has an old size above the checkpoint's size (400).
-	ErrMalformed = errors.New("witness: malformed request")
+	ErrMalformed = errors.New("witness: malformed")
 	// ErrUnknownOrigin: no checkpoint key is known for the origin (404).
 	ErrUnknownOrigin = errors.New("witness: unknown log origin")
 	// ErrBadSignature: the checkpoint bears no valid signature by the
