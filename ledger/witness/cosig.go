@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -193,13 +194,27 @@ func CertifiedVerifier(cert *ledger.KeyCertificate) (note.Verifier, error) {
 // wrapping ErrUnknownOrigin.
 type Resolver func(origin string) (note.Verifier, error)
 
-// Certificates returns a Resolver over the given certificates, each checked
-// by CertifiedVerifier when resolved.
+// Certificates returns a Resolver over the given certificates. Each is
+// checked by CertifiedVerifier when first resolved, and the outcome kept:
+// the certificate's signature is verified once, not per request.
 func Certificates(certs ...*ledger.KeyCertificate) Resolver {
+	type outcome struct {
+		v   note.Verifier
+		err error
+	}
+	var mu sync.Mutex
+	done := map[string]outcome{}
 	return func(origin string) (note.Verifier, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if o, ok := done[origin]; ok {
+			return o.v, o.err
+		}
 		for _, c := range certs {
 			if c != nil && c.Origin == origin {
-				return CertifiedVerifier(c)
+				v, err := CertifiedVerifier(c)
+				done[origin] = outcome{v, err}
+				return v, err
 			}
 		}
 		return nil, fmt.Errorf("%w: %q", ErrUnknownOrigin, origin)

@@ -291,3 +291,30 @@ func TestCertifiedVerifier(t *testing.T) {
 		t.Fatalf("certificate for another org's origin: %v", err)
 	}
 }
+
+// TestLostAnswer: if the cosignature is lost after the witness stored the
+// new size (a crash, a dropped stream), the log's retry gets 409 whose
+// checkpoint carries the cosignature it lost.
+func TestLostAnswer(t *testing.T) {
+	l, cert := openLog(t, vfs.NewMem(), "log", logOrg)
+	w, _ := newWitness(t, cert)
+	if _, err := add(t, w, l, 0, grow(t, l, "m", 3)); err != nil {
+		t.Fatal(err)
+	}
+	cp := grow(t, l, "m", 4)
+	req, _ := NewRequest(l, 3, cp)
+	if _, err := w.AddCheckpoint(context.Background(), *req); err != nil {
+		t.Fatal(err)
+	}
+	_, err := w.AddCheckpoint(context.Background(), *req)
+	r, derr := DecodeResponse(mustEncode(t, ResponseFor(nil, err)))
+	if derr != nil || r.Status != StatusConflict || r.Size != 7 {
+		t.Fatalf("retry: %v / %+v %v", err, r, derr)
+	}
+	lv, _ := cert.Verifier()
+	wv, _ := fnote.NewVerifierForCosignatureV1(w.VerifierKey())
+	n, err := note.Open(r.Checkpoint, note.VerifierList(lv, wv))
+	if err != nil || len(n.Sigs) != 2 || !strings.HasPrefix(string(cp), n.Text) {
+		t.Fatalf("409 checkpoint: %v", err)
+	}
+}
