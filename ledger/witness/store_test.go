@@ -2,6 +2,7 @@ package witness
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -209,5 +210,47 @@ func TestStoreConcurrentSwap(t *testing.T) {
 			t.Fatalf("round %d: %d check-and-sets applied from one state", round, wins.Load())
 		}
 		cur, _, _ = st.Latest("o")
+	}
+}
+
+// TestWitnessRestart: every cosignature a witness returned survives a
+// crash that keeps only synced data: the reopened witness continues from
+// the last size it cosigned and refuses to go below it.
+func TestWitnessRestart(t *testing.T) {
+	l, cert := openLog(t, vfs.NewMem(), "log", logOrg)
+	fs := vfs.NewCrashableMem()
+	open := func(fs vfs.FS) (*Witness, *pebble.DB) {
+		db, err := pebble.Open("w", &pebble.Options{FS: fs, Logger: quiet{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, _ := NewPebbleStore(db, []byte("w/"))
+		w, err := New(Config{Key: witnessOrg, Store: st, Now: fixedNow, Verifier: Certificates(cert)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w, db
+	}
+	w, db := open(fs)
+	defer db.Close()
+	var old uint64
+	for i := 1; i <= 5; i++ {
+		if _, err := add(t, w, l, old, grow(t, l, "m", i)); err != nil {
+			t.Fatal(err)
+		}
+		old = l.Size()
+	}
+	w2, db2 := open(fs.CrashClone(vfs.CrashCloneCfg{}))
+	defer db2.Close()
+	st, ok, err := w2.Latest(originOf(logOrg))
+	if err != nil || !ok || st.Size != old || st.Root != rootAt(t, l, old) {
+		t.Fatalf("after the crash: size %d %v %v, cosigned %d", st.Size, ok, err, old)
+	}
+	req, _ := NewRequest(l, 10, signAt(t, l, 10))
+	if _, err := w2.AddCheckpoint(context.Background(), *req); !errors.Is(err, ErrRollback) {
+		t.Fatalf("older size after the crash: %v", err)
+	}
+	if _, err := add(t, w2, l, old, grow(t, l, "m", 2)); err != nil {
+		t.Fatal(err)
 	}
 }
