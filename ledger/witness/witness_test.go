@@ -216,10 +216,18 @@ func TestRefusals(t *testing.T) {
 	}
 }
 
-// TestEmptyTreeRoot: a size-0 checkpoint must carry the empty tree's root.
+// TestEmptyTreeRoot: a size-0 checkpoint must carry the empty tree's root,
+// and a first request (old size 0) an empty proof.
 func TestEmptyTreeRoot(t *testing.T) {
 	l, cert := openLog(t, vfs.NewMem(), "log", logOrg)
 	w, _ := newWitness(t, cert)
+	cp := grow(t, l, "", 4)
+	proof, _ := l.ConsistencyProof(2, 4)
+	if _, err := w.AddCheckpoint(context.Background(), Request{Proof: proof, Checkpoint: cp}); !errors.Is(err, ErrBadProof) {
+		t.Fatalf("old size 0 with a proof: %v", err)
+	}
+	l, cert = openLog(t, vfs.NewMem(), "log", logOrg)
+	w, _ = newWitness(t, cert)
 	if _, err := w.AddCheckpoint(context.Background(), Request{Checkpoint: grow(t, l, "", 0)}); err != nil {
 		t.Fatalf("empty log: %v", err)
 	}
