@@ -254,3 +254,32 @@ func VerifyEquivocation(p *Equivocation, resolve Resolver) (string, error) {
 	}
 	return origin, nil
 }
+
+// SameSize checks two signed checkpoints with the origin's certified key
+// (resolve, as in VerifyEquivocation) and returns the proof that they
+// equivocate if they have one size and two roots, nil if they do not (a
+// node receiving a checkpoint by gossip compares it with the one it holds
+// this way). Checkpoints of two sizes contradict each other only through
+// their entries: InclusionEquivocation.
+func SameSize(a, b []byte, resolve Resolver) (*Equivocation, error) {
+	origin, err := peekOrigin(a)
+	if err != nil {
+		return nil, err
+	}
+	v, err := resolve(origin)
+	if err != nil {
+		return nil, err
+	}
+	ca, err := openCheckpoint(a, origin, v)
+	if err != nil {
+		return nil, err
+	}
+	cb, err := openCheckpoint(b, origin, v)
+	if err != nil {
+		return nil, err
+	}
+	if ca.size != cb.size || ca.root == cb.root {
+		return nil, nil
+	}
+	return SameSizeEquivocation(a, b), nil
+}

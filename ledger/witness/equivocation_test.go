@@ -231,3 +231,33 @@ func FuzzDecodeEquivocation(f *testing.F) {
 		}
 	})
 }
+
+// TestSameSize: two checkpoints compared as gossip brings them give a
+// proof only when they contradict each other.
+func TestSameSize(t *testing.T) {
+	a, b, cert := forkedLogs(t)
+	resolve := Certificates(cert)
+	cpA10, _ := a.LatestCheckpoint()
+	cpB10 := signAtWith(t, b, 10)
+	p, err := SameSize(cpA10, cpB10, resolve)
+	if err != nil || p == nil {
+		t.Fatalf("fork: %v %v", p, err)
+	}
+	if _, err := VerifyEquivocation(roundTrip(t, p), resolve); err != nil {
+		t.Fatal(err)
+	}
+	cpB13, _ := b.LatestCheckpoint()
+	for name, pair := range map[string][2][]byte{
+		"same checkpoint": {cpA10, cpA10},
+		"two sizes":       {cpA10, cpB13},
+		"shared prefix":   {signAtWith(t, a, 5), signAtWith(t, b, 5)},
+	} {
+		if p, err := SameSize(pair[0], pair[1], resolve); p != nil || err != nil {
+			t.Errorf("%s: %v %v", name, p, err)
+		}
+	}
+	forged := bytes.Replace(cpB10, []byte("\n10\n"), []byte("\n11\n"), 1)
+	if p, err := SameSize(cpA10, forged, resolve); p != nil || !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("forged: %v %v", p, err)
+	}
+}
