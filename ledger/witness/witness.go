@@ -139,6 +139,9 @@ func (w *Witness) AddCheckpoint(ctx context.Context, req Request) ([]byte, error
 		}
 		line := cosign(w.key, w.name, uint64(ts), cp.text)
 		next := State{Size: cp.size, Root: cp.root, Checkpoint: WithCosignature(cp.signed, line)}
+		if len(next.Checkpoint) > MaxCheckpointSize {
+			return nil, fmt.Errorf("%w: checkpoint of %d bytes with its cosignature (max %d)", ErrMalformed, len(next.Checkpoint), MaxCheckpointSize)
+		}
 		var prev *State
 		if ok {
 			prev = &cur

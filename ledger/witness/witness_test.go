@@ -326,3 +326,20 @@ func TestLostAnswer(t *testing.T) {
 		t.Fatalf("409 checkpoint: %v", err)
 	}
 }
+
+// TestCheckpointTooLargeToStore: a checkpoint that fits the request but
+// not the store once cosigned is refused as malformed, not as a failure.
+func TestCheckpointTooLargeToStore(t *testing.T) {
+	l, cert := openLog(t, vfs.NewMem(), "log", logOrg)
+	w, _ := newWitness(t, cert)
+	grow(t, l, "m", 3)
+	s, _, _ := ledger.NewCheckpointSigner(logOrg, originOf(logOrg))
+	text := checkpointText(originOf(logOrg), 3, rootAt(t, l, 3)) + strings.Repeat("x", MaxCheckpointSize-300) + "\n"
+	n, err := note.Sign(&note.Note{Text: text}, s)
+	if err != nil || len(n) > MaxCheckpointSize {
+		t.Fatalf("%d bytes, %v", len(n), err)
+	}
+	before, _, _ := w.Latest(originOf(logOrg))
+	_, err = w.AddCheckpoint(context.Background(), Request{Checkpoint: n})
+	refused(t, w, err, ErrMalformed, before)
+}
