@@ -19,7 +19,7 @@
 //     agents (audit.go);
 //   - the agent store: the agents, their keys and tokens (agents.go,
 //     secrets.go, seal.go);
-//   - the registry and trust wiring (ext.go, trust.go), events (events.go).
+//   - the registry and trust wiring (registry.go, trust.go), events (events.go).
 //
 // # Concurrency and lock order
 //

@@ -110,7 +110,7 @@ type Node struct {
 	sessions    *sessionTable
 	commitments *commitmentBook
 
-	ext extensions // registry, trust: optional parts wired in Start
+	ext network // registry and trust: wired in Start (absent under the node harness)
 
 	ctx       context.Context
 	cancel    context.CancelFunc

@@ -12,9 +12,10 @@ import (
 	"github.com/aspnode/asp/registry"
 )
 
-// extensions are the node's parts beyond sessions: the registry (cards and
-// discovery on the DHT) and trust (attestations and scores).
-type extensions struct {
+// network is the node's wiring to the rest of the network beyond sessions:
+// the registry (cards and discovery on the DHT) and trust (attestations
+// gossiped, scores).
+type network struct {
 	reg      *registry.Registry
 	validate *registry.Validator
 	trust    *trustState
