@@ -110,7 +110,7 @@ type Node struct {
 	sessions    *sessionTable
 	commitments *commitmentBook
 
-	ext network // registry and trust: wired in Start (absent under the node harness)
+	ext wiring // registry and trust: wired in Start (absent under the node harness)
 
 	ctx       context.Context
 	cancel    context.CancelFunc

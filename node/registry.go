@@ -12,10 +12,10 @@ import (
 	"github.com/aspnode/asp/registry"
 )
 
-// network is the node's wiring to the rest of the network beyond sessions:
+// wiring connects the node to the network beyond sessions:
 // the registry (cards and discovery on the DHT) and trust (attestations
 // gossiped, scores).
-type network struct {
+type wiring struct {
 	reg      *registry.Registry
 	validate *registry.Validator
 	trust    *trustState
