@@ -2,7 +2,9 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -41,5 +43,56 @@ func TestCloseWhileResending(t *testing.T) {
 	// The closed node answers with errors, not panics.
 	if _, err := p.buyerNode.Checkpoint(ctx); err == nil {
 		t.Fatal("checkpoint of a closed node")
+	}
+}
+
+// An invitation to a node that is down answers 504 with the session's id,
+// and the agent can end that session at once: CLOSE while the invitation
+// is pending supersedes it, the session reads FAILED, and nothing is
+// resent.
+func TestUnacknowledgedInvitationCanBeClosed(t *testing.T) {
+	p := newPair(t)
+	hb := p.buyerNode.Handler()
+	admin, err := ReadAdminToken(p.buyerNode.cfg.Home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, body := apiCall(t, hb, "POST", "/v1/agents", admin, `{"name":"closer","capabilities":["procurement"]}`)
+	if code != 201 {
+		t.Fatalf("create agent: %d %s", code, body)
+	}
+	var ag api.CreateAgentResponse
+	if err := json.Unmarshal([]byte(body), &ag); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.vendorNode.Close(); err != nil {
+		t.Fatal(err)
+	}
+	code, body = apiCall(t, hb, "POST", "/v1/sessions", ag.Token, `{"to":"`+p.vendor+`"}`)
+	e := apiError(t, body)
+	if code != 504 || e.Code != api.CodeTimeout || !e.Retryable || e.SessionID == "" {
+		t.Fatalf("invitation to a stopped node: %d %+v, want 504 timeout with the session id", code, e)
+	}
+	code, body = apiCall(t, hb, "POST", "/v1/sessions/"+e.SessionID+"/messages", ag.Token, `{"performative":"CLOSE"}`)
+	if code != 201 || !strings.Contains(body, `"state":"FAILED"`) {
+		t.Fatalf("CLOSE with the invitation pending: %d %s", code, body)
+	}
+	code, body = apiCall(t, hb, "GET", "/v1/sessions/"+e.SessionID, ag.Token, "")
+	if code != 200 || !strings.Contains(body, `"state":"FAILED"`) {
+		t.Fatalf("session after CLOSE: %d %s", code, body)
+	}
+	s := p.buyerNode.getSession(e.SessionID)
+	if err := s.acquire(context.Background(), false, false); err != nil {
+		t.Fatal(err)
+	}
+	pending := s.pending
+	s.release()
+	if pending != nil {
+		t.Fatal("the invitation is still pending after CLOSE")
+	}
+	// A second move is refused: the session has ended.
+	code, body = apiCall(t, hb, "POST", "/v1/sessions/"+e.SessionID+"/messages", ag.Token, `{"performative":"CLOSE"}`)
+	if code != 409 || apiError(t, body).Code != api.CodeInvalidTransition {
+		t.Fatalf("a move after the end: %d %s", code, body)
 	}
 }

@@ -105,3 +105,18 @@ func (e *Declined) ASPCode() string { return e.Code }
 
 // Declined marks the error as a refusal to take part (node/api answers 403).
 func (e *Declined) Declined() bool { return true }
+
+// sessionErr is an error about a session that exists: node/api shows the
+// session's id beside it (an invitation recorded but not acknowledged
+// leaves a session the agent can read and close).
+type sessionErr struct {
+	err error
+	id  string
+}
+
+func (e *sessionErr) Error() string { return e.err.Error() }
+
+func (e *sessionErr) Unwrap() error { return e.err }
+
+// SessionID is the session the error is about.
+func (e *sessionErr) SessionID() string { return e.id }

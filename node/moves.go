@@ -242,6 +242,21 @@ func (n *Node) consentReplyLocked(ctx context.Context, s *session, inv *protocol
 	return raw
 }
 
+// supersedeLocked records our pending move as refused (superseded, with
+// why) and forgets it: it is never resent.
+// REQUIRES: s.lock.
+func (n *Node) supersedeLocked(ctx context.Context, s *session, why string) error {
+	p := s.pending
+	if p == nil {
+		return nil
+	}
+	rec := ledger.RefusalRecord(n.now(), s.id, "", ledger.Refusal{MessageID: p.MessageID, Code: codeSuperseded, Reason: why})
+	return n.drive(ctx, &step{what: "refusal", records: []ledger.Record{rec}, settle: func(*outcome) (*step, error) {
+		s.pending = nil
+		return nil, nil
+	}})
+}
+
 // resendLocked resends a pending move and settles it.
 // REQUIRES: s.lock.
 func (n *Node) resendLocked(ctx context.Context, s *session, env *protocol.Envelope) {

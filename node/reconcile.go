@@ -130,6 +130,11 @@ func (n *Node) reconcileLocked(ctx context.Context, s *session) {
 	}
 	s.adopting = true
 	defer func() { s.adopting = false }()
+	// A reconciliation is running: the counterparty's head request it
+	// causes schedules no second one behind this one's lock.
+	if s.reconciling.CompareAndSwap(false, true) {
+		defer s.reconciling.Store(false)
+	}
 	n.m.reconciliations.Inc()
 	for round := 0; round <= s.ps.Config().MaxMessages/maxTail+1; round++ {
 		length, head := uint64(s.ps.Len()), s.ps.Head()

@@ -149,7 +149,7 @@ func (n *Node) OpenSession(ctx context.Context, from string, req api.OpenSession
 		return api.SessionInfo{}, err
 	}
 	if _, err := n.moveLocked(ctx, s, env); err != nil {
-		return n.sessionInfoLocked(s), err
+		return n.sessionInfoLocked(s), &sessionErr{err: err, id: s.id}
 	}
 	// A declined invitation is an error for the inviting agent, with the
 	// counterparty's code and reason (policy_violation,
@@ -160,7 +160,7 @@ func (n *Node) OpenSession(ctx context.Context, from string, req api.OpenSession
 			if code == "" {
 				code = "rejected"
 			}
-			return n.sessionInfoLocked(s), &Declined{Code: code, Message: fmt.Sprintf("%s declined the invitation: %s", to, rb.Reason)}
+			return n.sessionInfoLocked(s), &sessionErr{err: &Declined{Code: code, Message: fmt.Sprintf("%s declined the invitation: %s", to, rb.Reason)}, id: s.id}
 		}
 	}
 	return n.sessionInfoLocked(s), nil
@@ -198,8 +198,29 @@ func (n *Node) SendMessage(ctx context.Context, from, sessionID string, req api.
 	if s.ended != "" {
 		return api.SendMessageResult{}, invalidTransition("session %s has ended: %s", s.id, s.ended)
 	}
-	if s.pending != nil {
-		return api.SendMessageResult{}, errorf(codePending, "the previous move in this session is not yet acknowledged by the counterparty; it is being resent")
+	if pend := s.pending; pend != nil {
+		if (p != protocol.Close && p != protocol.Withdraw) || pend.Performative == protocol.Accept {
+			// An ACCEPT the counterparty may hold may have formed a
+			// commitment there: it is never taken back.
+			return api.SendMessageResult{}, errorf(codePending, "the previous move in this session is not yet acknowledged by the counterparty; it is being resent")
+		}
+		// The agent ends the session, or withdraws, while a move is
+		// pending: the pending move is superseded (recorded as refused
+		// and never resent). Should the counterparty hold it after all,
+		// it refuses what follows as a conflict and the transcripts are
+		// reconciled (adopting the move back).
+		if err := n.supersedeLocked(ctx, s, fmt.Sprintf("superseded by %s from the agent", p)); err != nil {
+			return api.SendMessageResult{}, err
+		}
+		if s.ps.Len() == 0 {
+			// The invitation itself was pending: the session never began.
+			n.endLocked(ctx, s, "closed before the counterparty acknowledged the invitation", false)
+			return api.SendMessageResult{State: string(protocol.StateFailed)}, nil
+		}
+		if wb, ok := body.(*protocol.WithdrawBody); ok && wb.ReferenceID == pend.MessageID {
+			// The offer withdrawn is the one superseded: it never was.
+			return api.SendMessageResult{State: string(s.ps.State())}, nil
+		}
 	}
 	env, err := n.prepare(s, p, body, n.now())
 	if err != nil {

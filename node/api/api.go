@@ -327,6 +327,9 @@ type ErrorDetail struct {
 	// code's retryable flag in protocol's code table: timeout, busy,
 	// unavailable, capacity_unavailable).
 	Retryable bool `json:"retryable,omitempty"`
+	// SessionID names the session the error is about, when one exists
+	// (an invitation recorded but not acknowledged: 504 timeout).
+	SessionID string `json:"sessionId,omitempty"`
 }
 
 // coder is an error carrying its own ASP error code (checked before
@@ -345,8 +348,20 @@ type declined interface {
 // (protocol's code table, or the error's own ASPCode method).
 func ErrorFor(err error) *Error { return toError(err) }
 
-// toError turns any error into an *Error.
+// toError turns any error into an *Error, naming the session the error is
+// about when the error says (a SessionID method).
 func toError(err error) *Error {
+	e := toErrorCode(err)
+	var se interface{ SessionID() string }
+	if e.SessionID == "" && errors.As(err, &se) {
+		e2 := *e
+		e2.SessionID = se.SessionID()
+		return &e2
+	}
+	return e
+}
+
+func toErrorCode(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
 		if e.Status == 0 {
@@ -420,7 +435,7 @@ func (h *handler) writeError(w http.ResponseWriter, err error) {
 	if e.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="asp"`)
 	}
-	writeJSON(w, e.Status, ErrorResponse{Error: ErrorDetail{Code: e.Code, Message: e.Message, Retryable: protocol.Retryable(e.Code)}})
+	writeJSON(w, e.Status, ErrorResponse{Error: ErrorDetail{Code: e.Code, Message: e.Message, Retryable: protocol.Retryable(e.Code), SessionID: e.SessionID}})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

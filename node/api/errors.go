@@ -32,6 +32,8 @@ type Error struct {
 	Message string
 	// Err is the underlying cause, if any; it is not shown to the client.
 	Err error
+	// SessionID names the session the error is about, if any.
+	SessionID string
 }
 
 // Error implements error.

@@ -25,6 +25,9 @@ type Error struct {
 	// timeout, unavailable, capacity_unavailable; and a 502, 503 or 504
 	// that is not the API's answer).
 	Retryable bool
+	// SessionID names the session the error is about, when one exists
+	// (an invitation recorded but not acknowledged: timeout).
+	SessionID string
 	// Method and Path are the request's.
 	Method, Path string
 }
@@ -46,7 +49,7 @@ func (e *Error) Is(target error) bool {
 // error type.
 func (e *Error) As(target any) bool {
 	if p, ok := target.(**api.Error); ok {
-		*p = &api.Error{Status: e.Status, Code: e.Code, Message: e.Message}
+		*p = &api.Error{Status: e.Status, Code: e.Code, Message: e.Message, SessionID: e.SessionID}
 		return true
 	}
 	return false
@@ -100,7 +103,7 @@ func errorAnswer(method, path string, status int, raw []byte) *Error {
 	e := &Error{Status: status, Method: method, Path: path}
 	var eb api.ErrorResponse
 	if json.Unmarshal(raw, &eb) == nil && eb.Error.Code != "" {
-		e.Code, e.Message, e.Retryable = eb.Error.Code, eb.Error.Message, eb.Error.Retryable
+		e.Code, e.Message, e.Retryable, e.SessionID = eb.Error.Code, eb.Error.Message, eb.Error.Retryable, eb.Error.SessionID
 		return e
 	}
 	e.Code, e.Message = http.StatusText(status), strings.TrimSpace(string(raw))
