@@ -119,6 +119,11 @@ Start with:  asp testnet --nodes 3 --dir /tmp/asp-testnet --demo`,
 		a.testnetCommand(),
 		a.agentCommand(),
 		a.auditCommand(),
+		a.sessionCommand(),
+		a.commitmentCommand(),
+		a.discoverCommand(),
+		a.trustCommand(),
+		a.eventsCommand(),
 	)
 	a.wrap(root)
 	return root
