@@ -30,6 +30,8 @@ import (
 //     code.
 //   - KindReconciled: the body is a Reconciled that adopts a move or ends
 //     the session, and the entry names its session.
+//   - KindMandate: the body is a Mandate naming a valid agent id, its
+//     mandate a JSON object if set.
 //   - KindAttestation: the body is an attestation (registry/attest, format
 //     attestationVersion), a claim to third parties that a commitment
 //     exists and how a party behaved. Its evidence must prove the
@@ -91,6 +93,10 @@ func VerifyProtocolBody(e Entry) error {
 		}
 	case KindReconciled:
 		if err := verifyReconciled(e); err != nil {
+			return err
+		}
+	case KindMandate:
+		if _, err := DecodeMandate(e.Body); err != nil {
 			return err
 		}
 	case KindAttestation:

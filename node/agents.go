@@ -5,10 +5,12 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aspnode/asp/ledger"
@@ -76,6 +78,9 @@ type localAgent struct {
 	id   protocol.AgentID
 	key  ed25519.PrivateKey
 	cert *protocol.Certificate
+	// mandate is what the agent may commit the organisation to (nil:
+	// anything), mandate.go.
+	mandate atomic.Pointer[api.Mandate]
 }
 
 func (n *Node) loadAgents() error {
@@ -98,12 +103,20 @@ func (n *Node) hydrate(r *agentRecord) (*localAgent, error) {
 	if err := c.UnmarshalCBOR(r.Certificate); err != nil {
 		return nil, fmt.Errorf("agent %s: certificate: %w", r.Name, err)
 	}
-	return &localAgent{
+	a := &localAgent{
 		rec:  r,
 		id:   protocol.AgentID{Org: n.peerID, Name: r.Name},
 		key:  r.key(),
 		cert: &c,
-	}, nil
+	}
+	if len(r.Mandate) > 0 {
+		var m api.Mandate
+		if err := json.Unmarshal(r.Mandate, &m); err != nil {
+			return nil, fmt.Errorf("agent %s: mandate: %w", r.Name, err)
+		}
+		a.mandate.Store(&m)
+	}
+	return a, nil
 }
 
 // Authenticate implements api.Backend.

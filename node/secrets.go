@@ -48,6 +48,8 @@ type agentRecord struct {
 	Created     time.Time `cbor:"7,keyasint"`
 	// SealedSeed is Seed sealed with the node's identity (sealer.seal).
 	SealedSeed []byte `cbor:"8,keyasint,omitempty"`
+	// Mandate is the agent's mandate (api.Mandate, JSON), if any.
+	Mandate []byte `cbor:"9,keyasint,omitempty"`
 
 	clearOnDisk bool // read from the store with Seed in clear
 }
@@ -176,6 +178,21 @@ func (s *secretStore) putAgent(a *agentRecord) error {
 	_ = b.Set(k, v, nil)
 	_ = b.Set([]byte("t/"+hex.EncodeToString(a.TokenHash)), []byte(a.Name), nil)
 	return b.Commit(pebble.Sync)
+}
+
+// setMandate stores the agent's mandate (nil: none) durably.
+func (s *secretStore) setMandate(a *agentRecord, mandate []byte) error {
+	next := *a
+	next.Mandate = mandate
+	v, err := s.encode(&next)
+	if err != nil {
+		return err
+	}
+	if err := s.db.Set([]byte("a/"+a.Name), v, pebble.Sync); err != nil {
+		return err
+	}
+	a.Mandate = mandate
+	return nil
 }
 
 func (s *secretStore) deleteAgent(a *agentRecord) error {

@@ -124,6 +124,11 @@ func (n *Node) OpenSession(ctx context.Context, from string, req api.OpenSession
 	if to.Org == n.peerID {
 		return api.SessionInfo{}, badRequest("%s is hosted by this node: sessions join agents of different organisations", req.To)
 	}
+	if m := la.mandateOf(); m != nil {
+		if err := n.checkParty(m, to); err != nil {
+			return api.SessionInfo{}, err
+		}
+	}
 	now := n.now()
 	sid, err := protocol.NewSessionID(now, n.opts.rand)
 	if err != nil {
@@ -171,6 +176,10 @@ func (n *Node) OpenSession(ctx context.Context, from string, req api.OpenSession
 func (n *Node) prepare(s *session, p protocol.Performative, body protocol.Body, now time.Time) (*protocol.Envelope, error) {
 	env, err := s.ps.Prepare(s.local.id, p, body, now, n.opts.rand)
 	if err != nil {
+		return nil, err
+	}
+	// Nothing beyond the agent's mandate is signed.
+	if err := n.checkMandate(s, env); err != nil {
 		return nil, err
 	}
 	if err := env.Seal(s.local.key, s.local.cert); err != nil {

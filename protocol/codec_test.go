@@ -218,6 +218,14 @@ func TestDecimal(t *testing.T) {
 	if tot, _ := MulDecimal("1000", "2.55"); tot != "2550.00" {
 		t.Errorf("total %s", tot)
 	}
+	for _, c := range [][3]string{{"2550.00", "120.5", "2670.50"}, {"0.1", "0.2", "0.3"}, {"1", "2", "3"}, {"999999999999.99", "0.01", "1000000000000.00"}} {
+		if sum, err := AddDecimal(c[0], c[1]); err != nil || sum != c[2] {
+			t.Errorf("%s + %s = %s (%v), want %s", c[0], c[1], sum, err, c[2])
+		}
+	}
+	if _, err := AddDecimal("1e3", "1"); !errors.Is(err, ErrBadDecimal) {
+		t.Errorf("AddDecimal of a number not in decimal form: %v", err)
+	}
 }
 
 func TestTimeFormat(t *testing.T) {

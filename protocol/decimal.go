@@ -59,6 +59,20 @@ func MulDecimal(a, b string) (string, error) {
 	return new(big.Rat).Mul(ra, rb).FloatString(fracDigits(a) + fracDigits(b)), nil
 }
 
+// AddDecimal returns a+b exactly, as a decimal string with the larger of
+// the operands' fraction digits (e.g. "2550.00" + "120.5" = "2670.50").
+func AddDecimal(a, b string) (string, error) {
+	ra, err := decimalRat(a)
+	if err != nil {
+		return "", err
+	}
+	rb, err := decimalRat(b)
+	if err != nil {
+		return "", err
+	}
+	return new(big.Rat).Add(ra, rb).FloatString(max(fracDigits(a), fracDigits(b))), nil
+}
+
 func fracDigits(s string) int {
 	for i := 0; i < len(s); i++ {
 		if s[i] == '.' {

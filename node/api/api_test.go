@@ -127,6 +127,8 @@ func samples(sid string) map[string]sample {
 		"GET /v1/agents":                              {"/v1/agents", "", adminToken},
 		"DELETE /v1/agents/{agentId...}":              {"/v1/agents/" + esc(eve), "", adminToken},
 		"GET /v1/agents/{agentId...}/card":            {"/v1/agents/" + esc(vendor) + "/card", "", buyerToken},
+		"GET /v1/agents/{agentId...}/mandate":         {"/v1/agents/" + esc(buyer) + "/mandate", "", adminToken},
+		"PUT /v1/agents/{agentId...}/mandate":         {"/v1/agents/" + esc(buyer) + "/mandate", `{"maxTotal":{"USD":"5000"}}`, adminToken},
 		"GET /v1/discover":                            {"/v1/discover?capability=gpu", "", buyerToken},
 		"GET /v1/sessions":                            {"/v1/sessions", "", buyerToken},
 		"POST /v1/sessions":                           {"/v1/sessions", `{"to":"` + vendor + `"}`, buyerToken},

@@ -88,6 +88,45 @@ type Backend interface {
 	Metrics() http.Handler
 }
 
+// MandateKeeper is an optional Backend extension serving GET and PUT
+// /v1/agents/{agentId}/mandate.
+type MandateKeeper interface {
+	// Mandate returns the agent's mandate (empty: none).
+	Mandate(ctx context.Context, agentID string) (Mandate, error)
+	// SetMandate replaces the agent's mandate (empty: none) and returns it
+	// in normal form.
+	SetMandate(ctx context.Context, agentID string, m Mandate) (Mandate, error)
+}
+
+// Mandate is what an agent may commit its organisation to. Amounts are
+// decimals as strings, by currency code. Limits on money apply where the
+// agent would pay; the others to every offer it makes or accepts. An
+// empty mandate allows anything.
+type Mandate struct {
+	// Resources lists the terms' resources the agent may deal in.
+	Resources []string `json:"resources,omitempty"`
+	// MaxUnitPrice is the highest unit price, by currency.
+	MaxUnitPrice map[string]string `json:"maxUnitPrice,omitempty"`
+	// MaxTotal is the highest total (quantity × unit price) of one
+	// commitment, by currency.
+	MaxTotal map[string]string `json:"maxTotal,omitempty"`
+	// BudgetPerDay and BudgetPerMonth bound the totals of the commitments
+	// formed in the current UTC day and month, by currency.
+	BudgetPerDay   map[string]string `json:"budgetPerDay,omitempty"`
+	BudgetPerMonth map[string]string `json:"budgetPerMonth,omitempty"`
+	// LatestDeadline is the latest deliverBy the agent may agree to
+	// (RFC 3339).
+	LatestDeadline string `json:"latestDeadline,omitempty"`
+	// Counterparties lists the organisations (peer ids) or agents the
+	// agent may deal with.
+	Counterparties []string `json:"counterparties,omitempty"`
+	// MinTrust is the lowest trust score (0–100) of a counterparty.
+	MinTrust float64 `json:"minTrust,omitempty"`
+	// ApprovalAbove (totals above which a human approves) is not served
+	// by this node yet: setting it is refused as unsupported.
+	ApprovalAbove map[string]string `json:"approvalAbove,omitempty"`
+}
+
 // SessionLister is an optional Backend extension serving GET /v1/sessions.
 type SessionLister interface {
 	// Sessions lists the sessions the principal may see.

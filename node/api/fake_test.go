@@ -45,6 +45,7 @@ type fake struct {
 	lastBody json.RawMessage
 	discover DiscoverQuery
 	nextID   int
+	mandates map[string]Mandate
 
 	subscribed chan string // agent id, on Subscribe
 	cancelled  chan string // agent id, on cancel
@@ -319,3 +320,25 @@ func (f *fake) Metrics() http.Handler {
 
 // onlyBackend hides the optional extensions of a Backend.
 type onlyBackend struct{ Backend }
+
+func (f *fake) Mandate(ctx context.Context, agentID string) (Mandate, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.agents[agentID]; !ok {
+		return Mandate{}, NotFound("agent %s not found", agentID)
+	}
+	return f.mandates[agentID], nil
+}
+
+func (f *fake) SetMandate(ctx context.Context, agentID string, m Mandate) (Mandate, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.agents[agentID]; !ok {
+		return Mandate{}, NotFound("agent %s not found", agentID)
+	}
+	if f.mandates == nil {
+		f.mandates = map[string]Mandate{}
+	}
+	f.mandates[agentID] = m
+	return m, nil
+}

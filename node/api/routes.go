@@ -143,6 +143,37 @@ func routes() []*route {
 			},
 		},
 		{
+			Method: "GET", Path: "/v1/agents/{agentId...}/mandate", Access: accessAdmin, Status: 200,
+			Summary:  "What one of the node's agents may commit the organisation to.",
+			Response: typeOf[Mandate](),
+			Errors:   []int{403, 404, 501},
+			json: func(c *call) (any, error) {
+				mk, ok := c.h.b.(MandateKeeper)
+				if !ok {
+					return nil, Errorf(http.StatusNotImplemented, CodeUnsupported, "mandates are not supported by this node")
+				}
+				return mk.Mandate(c.ctx(), c.params["agentId"])
+			},
+		},
+		{
+			Method: "PUT", Path: "/v1/agents/{agentId...}/mandate", Access: accessAdmin, Status: 200,
+			Summary:  "Set what one of the node's agents may commit the organisation to (recorded in the ledger; {} removes every limit).",
+			Request:  typeOf[Mandate](),
+			Response: typeOf[Mandate](),
+			Errors:   []int{400, 403, 404, 501},
+			json: func(c *call) (any, error) {
+				mk, ok := c.h.b.(MandateKeeper)
+				if !ok {
+					return nil, Errorf(http.StatusNotImplemented, CodeUnsupported, "mandates are not supported by this node")
+				}
+				var m Mandate
+				if _, err := c.decodeBody(&m, false); err != nil {
+					return nil, err
+				}
+				return mk.SetMandate(c.ctx(), c.params["agentId"], m)
+			},
+		},
+		{
 			Method: "GET", Path: "/v1/discover", Access: accessAny, Status: 200,
 			Summary:  "Search the network for agents by capability, filtered by trust.",
 			Query:    typeOf[DiscoverQuery](),
