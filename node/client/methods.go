@@ -43,6 +43,20 @@ func (c *Client) DeleteAgent(ctx context.Context, agentID string) error {
 	return c.Do(ctx, http.MethodDelete, "/v1/agents/"+url.PathEscape(agentID), nil, nil)
 }
 
+// Mandate returns what one of the node's agents may commit the
+// organisation to (admin token).
+func (c *Client) Mandate(ctx context.Context, agentID string) (api.Mandate, error) {
+	var v api.Mandate
+	return v, c.Do(ctx, http.MethodGet, "/v1/agents/"+url.PathEscape(agentID)+"/mandate", nil, &v)
+}
+
+// SetMandate replaces an agent's mandate (admin token); an empty one
+// removes every limit. It returns the mandate in the node's normal form.
+func (c *Client) SetMandate(ctx context.Context, agentID string, m api.Mandate) (api.Mandate, error) {
+	var v api.Mandate
+	return v, c.Do(ctx, http.MethodPut, "/v1/agents/"+url.PathEscape(agentID)+"/mandate", m, &v)
+}
+
 // AgentCard returns the signed agent card of any agent, local or remote,
 // as the node serves it.
 func (c *Client) AgentCard(ctx context.Context, agentID string) (json.RawMessage, error) {
