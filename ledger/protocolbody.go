@@ -32,6 +32,7 @@ import (
 //     the session, and the entry names its session.
 //   - KindMandate: the body is a Mandate naming a valid agent id, its
 //     mandate a JSON object if set.
+//   - KindConsent: the body is a JSON object (the invitation policy).
 //   - KindAttestation: the body is an attestation (registry/attest, format
 //     attestationVersion), a claim to third parties that a commitment
 //     exists and how a party behaved. Its evidence must prove the
@@ -97,6 +98,10 @@ func VerifyProtocolBody(e Entry) error {
 		}
 	case KindMandate:
 		if _, err := DecodeMandate(e.Body); err != nil {
+			return err
+		}
+	case KindConsent:
+		if _, err := DecodeConsent(e.Body); err != nil {
 			return err
 		}
 	case KindAttestation:

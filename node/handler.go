@@ -16,9 +16,13 @@ import (
 func (n *Node) handleWire(ctx context.Context, from peer.ID, req []byte) ([]byte, error) {
 	r, err := decodeWireReq(req)
 	var resp *wireResp
-	if err != nil {
+	switch {
+	case n.denied(from.String()):
+		// Revoked while a connection was open.
+		resp = &wireResp{Code: protocol.CodePolicyViolation, Message: "this organisation no longer deals with yours"}
+	case err != nil:
 		resp = refuse(protocol.ErrMalformed, err)
-	} else {
+	default:
 		switch r.Type {
 		case wireEnvelope:
 			resp = n.onEnvelope(ctx, from.String(), r.Envelope)

@@ -204,13 +204,14 @@ func (n *Node) receiveStep(s *session, env *protocol.Envelope, raw []byte, forme
 func (n *Node) consentReplyLocked(ctx context.Context, s *session, inv *protocol.Envelope) []byte {
 	var p protocol.Performative
 	var body protocol.Body
+	pol := n.consentPolicy()
 	switch {
-	case n.cfg.MinTrust > 0 && n.trustScore(s.remote.String()) < n.cfg.MinTrust:
+	case pol.MinTrust > 0 && n.trustScore(s.remote.String()) < pol.MinTrust:
 		p, body = protocol.Reject, &protocol.RejectBody{ReferenceID: inv.MessageID, Code: "insufficient_trust_score",
-			Reason: fmt.Sprintf("invitations are accepted from agents with a trust score of at least %g", n.cfg.MinTrust)}
-	case n.cfg.Consent == ConsentAsk:
+			Reason: fmt.Sprintf("invitations are accepted from agents with a trust score of at least %g", pol.MinTrust)}
+	case pol.Consent == ConsentAsk:
 		return nil
-	case n.cfg.Consent == ConsentAllowList && !contains(n.cfg.Allow, s.remote.Org):
+	case pol.Consent == ConsentAllowList && !contains(pol.Allow, s.remote.Org):
 		p, body = protocol.Reject, &protocol.RejectBody{ReferenceID: inv.MessageID, Code: "policy_violation", Reason: "invitations are accepted from allowed organisations only"}
 	default:
 		p, body = protocol.Accept, &protocol.AcceptBody{ReferenceID: inv.MessageID}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aspnode/asp/ledger"
@@ -106,6 +107,11 @@ type Node struct {
 	pcfg        protocol.Config
 
 	agents *agentStore
+
+	// consent is the invitation policy set at run time (nil: config.yaml's),
+	// consentMu serialises its changes (consent.go).
+	consent   atomic.Pointer[api.Consent]
+	consentMu sync.Mutex
 
 	sessions    *sessionTable
 	commitments *commitmentBook
@@ -211,6 +217,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.loadAgents(); err != nil {
 		return err
 	}
+	if err := n.loadConsent(); err != nil {
+		return err
+	}
 	if n.opts.transport != nil {
 		// The node harness carries the session protocol and drives the
 		// timers itself: no host, no registry or trust, no API listener.
@@ -227,7 +236,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		ListenAddrs: n.cfg.Listen,
 		Bootstrap:   n.cfg.Bootstrap,
 		Allow:       nil,
-		Deny:        n.cfg.Deny,
+		Deny:        n.consentPolicy().Deny,
 		MDNS:        n.mdnsName(),
 	}, p2p.WithRegisterer(n.reg), p2p.WithLogger(n.log), p2p.WithValidator(registry.Namespace, n.registryValidator()), p2p.WithPreferTCP(),
 		p2p.WithPeerScore(attest.PeerScoreParams()),

@@ -88,6 +88,26 @@ type Backend interface {
 	Metrics() http.Handler
 }
 
+// ConsentKeeper is an optional Backend extension serving GET and PUT
+// /v1/consent and POST /v1/orgs/{peerId}/revoke: the invitation policy at
+// run time.
+type ConsentKeeper interface {
+	Consent(ctx context.Context) (Consent, error)
+	SetConsent(ctx context.Context, c Consent) (Consent, error)
+	RevokeOrg(ctx context.Context, org string) (Consent, error)
+}
+
+// Consent is the node's invitation policy: the rule (accept-all,
+// allow-list or ask), the organisations allowed under allow-list, the
+// organisations refused (revoked: no connection, request or invitation),
+// and the lowest trust score of an inviting agent.
+type Consent struct {
+	Consent  string   `json:"consent"`
+	Allow    []string `json:"allow"`
+	Deny     []string `json:"deny"`
+	MinTrust float64  `json:"minTrust,omitempty"`
+}
+
 // MandateKeeper is an optional Backend extension serving GET and PUT
 // /v1/agents/{agentId}/mandate.
 type MandateKeeper interface {

@@ -46,6 +46,7 @@ type fake struct {
 	discover DiscoverQuery
 	nextID   int
 	mandates map[string]Mandate
+	consent  Consent
 
 	subscribed chan string // agent id, on Subscribe
 	cancelled  chan string // agent id, on cancel
@@ -341,4 +342,24 @@ func (f *fake) SetMandate(ctx context.Context, agentID string, m Mandate) (Manda
 	}
 	f.mandates[agentID] = m
 	return m, nil
+}
+
+func (f *fake) Consent(ctx context.Context) (Consent, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.consent, nil
+}
+
+func (f *fake) SetConsent(ctx context.Context, c Consent) (Consent, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.consent = c
+	return c, nil
+}
+
+func (f *fake) RevokeOrg(ctx context.Context, org string) (Consent, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.consent.Deny = append(f.consent.Deny, org)
+	return f.consent, nil
 }

@@ -143,6 +143,50 @@ func routes() []*route {
 			},
 		},
 		{
+			Method: "GET", Path: "/v1/consent", Access: accessAdmin, Status: 200,
+			Summary:  "The invitation policy in force: consent rule, allow and deny lists, minimum trust.",
+			Response: typeOf[Consent](),
+			Errors:   []int{403, 501},
+			json: func(c *call) (any, error) {
+				ck, ok := c.h.b.(ConsentKeeper)
+				if !ok {
+					return nil, Errorf(http.StatusNotImplemented, CodeUnsupported, "consent at run time is not supported by this node")
+				}
+				return ck.Consent(c.ctx())
+			},
+		},
+		{
+			Method: "PUT", Path: "/v1/consent", Access: accessAdmin, Status: 200,
+			Summary:  "Replace the invitation policy (recorded in the ledger; organisations newly denied are revoked).",
+			Request:  typeOf[Consent](),
+			Response: typeOf[Consent](),
+			Errors:   []int{400, 403, 501},
+			json: func(c *call) (any, error) {
+				ck, ok := c.h.b.(ConsentKeeper)
+				if !ok {
+					return nil, Errorf(http.StatusNotImplemented, CodeUnsupported, "consent at run time is not supported by this node")
+				}
+				var req Consent
+				if _, err := c.decodeBody(&req, false); err != nil {
+					return nil, err
+				}
+				return ck.SetConsent(c.ctx(), req)
+			},
+		},
+		{
+			Method: "POST", Path: "/v1/orgs/{peerId}/revoke", Access: accessAdmin, Status: 200,
+			Summary:  "Revoke an organisation: its live sessions end (a signed CLOSE where possible), its connections, requests and invitations are refused.",
+			Response: typeOf[Consent](),
+			Errors:   []int{400, 403, 501},
+			json: func(c *call) (any, error) {
+				ck, ok := c.h.b.(ConsentKeeper)
+				if !ok {
+					return nil, Errorf(http.StatusNotImplemented, CodeUnsupported, "consent at run time is not supported by this node")
+				}
+				return ck.RevokeOrg(c.ctx(), c.params["peerId"])
+			},
+		},
+		{
 			Method: "GET", Path: "/v1/agents/{agentId...}/mandate", Access: accessAdmin, Status: 200,
 			Summary:  "What one of the node's agents may commit the organisation to.",
 			Response: typeOf[Mandate](),

@@ -23,7 +23,9 @@ func (a *app) nodeCommand() *cobra.Command {
 Settings come from DIR/config.yaml; flags override them. Once the API serves,
 the node writes its base URL to DIR/api (removed on exit) and logs "ready".
 On SIGINT or SIGTERM it closes its sessions, syncs its ledger and exits; a
-second signal exits at once.
+second signal exits at once. On SIGHUP it reads config.yaml again and puts
+its invitation policy (consent, allow, deny, minTrust) in force, replacing
+what was set at run time through the API.
 
 A node refuses to start on a ledger that holds fewer entries than it has
 acknowledged (a damaged write-ahead log, an older backup restored): restore
@@ -79,6 +81,24 @@ func (a *app) runNode(ctx context.Context, cfg node.Config) error {
 		_ = n.Close()
 		return err
 	}
+	// SIGHUP reads config.yaml again and puts its invitation policy in
+	// force (consent, allow, deny, minTrust), replacing what was set at
+	// run time.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if err := n.ReloadConsent(ctx); err != nil {
+					a.log.Error("reload config.yaml", "err", err)
+				}
+			}
+		}
+	}()
 	<-ctx.Done()
 	stop() // a second signal kills the process at once
 	a.log.Info("shutting down")
