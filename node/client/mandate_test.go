@@ -38,6 +38,16 @@ func TestMandateOnRealNode(t *testing.T) {
 	if !errors.As(err, &ce) || ce.Status != 400 || ce.Code != api.CodeBadRequest {
 		t.Fatalf("a malformed amount: %v", err)
 	}
+	// The invitation policy, through the same client.
+	if c, err := admin.SetConsent(ctx, api.Consent{Consent: "ask"}); err != nil || c.Consent != "ask" || c.Deny == nil {
+		t.Fatalf("SetConsent = %+v, %v", c, err)
+	}
+	if c, err := admin.RevokeOrg(ctx, "12D3KooWCwzTWdvNWbcsSTvedoRKDpaVszFD3apLRYJcLmtHhWQf"); err != nil || len(c.Deny) != 1 {
+		t.Fatalf("RevokeOrg = %+v, %v", c, err)
+	}
+	if c, err := admin.Consent(ctx); err != nil || c.Consent != "ask" || len(c.Deny) != 1 {
+		t.Fatalf("Consent = %+v, %v", c, err)
+	}
 	// The agent itself may not set its own mandate.
 	if _, err := admin.WithToken(ag.Token).SetMandate(ctx, ag.AgentID, api.Mandate{}); !errors.As(err, &ce) || ce.Status != 403 {
 		t.Fatalf("an agent setting its own mandate: %v", err)

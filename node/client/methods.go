@@ -250,3 +250,22 @@ func (c *Client) Metrics(ctx context.Context) (string, error) {
 	var v string
 	return v, c.Do(ctx, http.MethodGet, "/metrics", nil, &v)
 }
+
+// Consent returns the node's invitation policy in force (admin token).
+func (c *Client) Consent(ctx context.Context) (api.Consent, error) {
+	var v api.Consent
+	return v, c.Do(ctx, http.MethodGet, "/v1/consent", nil, &v)
+}
+
+// SetConsent replaces the node's invitation policy (admin token).
+func (c *Client) SetConsent(ctx context.Context, p api.Consent) (api.Consent, error) {
+	var v api.Consent
+	return v, c.Do(ctx, http.MethodPut, "/v1/consent", p, &v)
+}
+
+// RevokeOrg revokes an organisation (admin token): its live sessions end
+// and the node refuses it from then on.
+func (c *Client) RevokeOrg(ctx context.Context, peerID string) (api.Consent, error) {
+	var v api.Consent
+	return v, c.Do(ctx, http.MethodPost, "/v1/orgs/"+url.PathEscape(peerID)+"/revoke", nil, &v)
+}
