@@ -46,6 +46,12 @@ import (
 //     certificate must be signed by the organisation its agent id names,
 //     valid at the entry's time, and certify that agent, that key and
 //     those capabilities.
+//   - KindAnchor: the body is an Anchor (anchors.go) whose certificate is
+//     signed by the organisation it names, for that organisation's own
+//     ledger, and whose checkpoint bears a valid signature by the
+//     certified key. (The cosignature line beside it is checked against a
+//     witness key by witness.VerifyCosignature, which this package cannot
+//     name.)
 //
 // Bodies of other kinds are not examined. A forger who changes a term in a
 // recorded commitment can recompute every hash, and with the node's
@@ -111,6 +117,10 @@ func VerifyProtocolBody(e Entry) error {
 	case KindKeyEvent:
 		if err := verifyKeyEvent(e); err != nil {
 			return fmt.Errorf("key event: %w", err)
+		}
+	case KindAnchor:
+		if err := verifyAnchor(e); err != nil {
+			return fmt.Errorf("anchor: %w", err)
 		}
 	}
 	return nil
