@@ -368,6 +368,7 @@ func (n *Node) activateStep(c *commitment, extra []ledger.Record, install func()
 		c.updated = n.now()
 		n.m.commitments.WithLabelValues(string(protocol.CommitmentActive)).Inc()
 		o.publish(commitmentEvent(c), c.local.id.String())
+		n.witnessSoon(c.remote.Org) // the receipts are exchanged: have the counterparty witness our head
 		return nil, nil
 	}}
 }

@@ -83,6 +83,18 @@ type Config struct {
 	// in the ledger (ledger.Options.AllowRollback). Only from the command
 	// line (asp node --allow-rollback), never from the file.
 	AllowRollback bool `yaml:"-"`
+	// Witness configures witnessing (docs/node.md "Witnessing").
+	Witness WitnessConfig `yaml:"witness"`
+}
+
+// WitnessConfig configures witnessing between organisations.
+type WitnessConfig struct {
+	// Interval is the longest time between two rounds in which the node
+	// asks its witnesses to cosign its latest checkpoint. Default 1m.
+	Interval time.Duration `yaml:"interval"`
+	// Peers are organisations (peer ids) asked to witness this node's
+	// ledger beside its counterparties, and whose ledgers it witnesses.
+	Peers []string `yaml:"peers"`
 }
 
 // DefaultConfig is the configuration asp init writes.
@@ -131,6 +143,9 @@ func (c *Config) fillDefaults() {
 	}
 	if c.MaxInboundSessions <= 0 {
 		c.MaxInboundSessions = d.MaxInboundSessions
+	}
+	if c.Witness.Interval <= 0 {
+		c.Witness.Interval = time.Minute
 	}
 }
 

@@ -47,6 +47,10 @@ type step struct {
 	// records are durable.
 	to   string
 	send *wireReq
+	// witness, if set, goes to the witness of the organisation to
+	// (WitnessProtocol) once the records are durable; its answer is
+	// outcome.wack.
+	witness *witnessReq
 	// sending, if set, is true while the request is out (a session's
 	// "an outgoing move is in flight").
 	sending *atomic.Bool
@@ -64,6 +68,7 @@ type outcome struct {
 	ctx  context.Context
 	ents []ledger.Entry // the entries the step appended
 	ack  *wireResp      // the counterparty's answer (a refusal has Code set)
+	wack *witnessResp   // the witness's answer to step.witness
 	err  error          // the request failed in transport: no answer
 	rtt  time.Duration  // from sending the request to its answer
 	pub  []published
@@ -116,6 +121,11 @@ func (n *Node) drive(ctx context.Context, st *step) error {
 			if st.sending != nil {
 				st.sending.Store(false)
 			}
+		}
+		if st.witness != nil {
+			start := time.Now()
+			o.wack, o.err = n.requestWitness(ctx, st.to, st.witness)
+			o.rtt = time.Since(start)
 		}
 		var next *step
 		var err error

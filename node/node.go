@@ -117,6 +117,7 @@ type Node struct {
 	commitments *commitmentBook
 
 	ext wiring // registry and trust: wired in Start (absent under the node harness)
+	wit *witnessing // witnessing (witness.go): absent under the node harness
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -257,6 +258,10 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("recover from ledger: %w", err)
 	}
 	n.host.Handle(p2p.SessionProtocol, n.handleWire)
+	if err := n.openWitness(); err != nil {
+		return fmt.Errorf("witness: %w", err)
+	}
+	n.host.Handle(WitnessProtocol, n.handleWitness)
 	recovered()
 	if err := n.startExtensions(); err != nil {
 		return err
@@ -267,10 +272,11 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	n.wg.Add(3)
+	n.wg.Add(4)
 	go n.run()
 	go n.resendLoop()
 	go n.watchPeers()
+	go n.witnessLoop()
 	if len(n.cfg.Bootstrap) > 0 {
 		n.wg.Add(1)
 		go func() {

@@ -26,6 +26,8 @@ import (
 //	a/<name>        -> agentRecord (CBOR), its seed sealed (seal.go)
 //	t/<sha256(tok)> -> agent name
 //	m/seeds-sealed  -> present once no seed is stored in clear in any file
+//	witness/state/<origin>      -> the witness's latest cosigned state of a counterparty's log (witness.go)
+//	witness/cosigned/<peer id>  -> the latest of our checkpoints that witness cosigned (witnessround.go)
 //
 // Its files are mode 0600 (privateFS). A store written before seeds were
 // sealed is migrated when opened: each seed is sealed in place, then the

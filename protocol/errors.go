@@ -96,6 +96,7 @@ const (
 	CodeUnavailable         = "unavailable"          // the service is closed or not ready
 	CodePending             = "pending"              // the previous move is recorded, not yet acknowledged, and being resent
 	CodeNotFound            = "not_found"            // no such agent, session or commitment at the answering node
+	CodeEquivocation        = "equivocation"         // the organisation's log signed two histories (a verified equivocation proof)
 )
 
 // codes lists every ASP code, each once, with whether a refusal with it is
@@ -126,6 +127,7 @@ var codes = []struct {
 	{CodeUnavailable, true},
 	{CodePending, true},
 	{CodeNotFound, false},
+	{CodeEquivocation, false},
 	{CodeUnspecified, false},
 	{CodeInternal, false},
 }
