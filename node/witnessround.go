@@ -36,13 +36,13 @@ type witnessPeer struct {
 	running bool // a round is in flight
 	again   bool // another round was asked for meanwhile
 
-	size  uint64    // the size it last cosigned (0: none)
-	root  [32]byte  // and its root
-	cp    []byte    // that checkpoint of ours
-	cosig []byte    // and its cosignature line
-	at    time.Time // the cosignature's time
-	lastErr  string    // why the last round failed, if it did
-	tried    time.Time // when the last round ended
+	size    uint64    // the size it last cosigned (0: none)
+	root    [32]byte  // and its root
+	cp      []byte    // that checkpoint of ours
+	cosig   []byte    // and its cosignature line
+	at      time.Time // the cosignature's time
+	lastErr string    // why the last round failed, if it did
+	tried   time.Time // when the last round ended
 }
 
 // cosignedRec is the stored form of a witness's latest cosignature of our
