@@ -116,7 +116,8 @@ type Node struct {
 	sessions    *sessionTable
 	commitments *commitmentBook
 
-	ext wiring      // registry and trust: wired in Start (absent under the node harness)
+	ext wiring // registry and trust: wired in Start (absent under the node harness)
+
 	wit *witnessing // witnessing (witness.go): absent under the node harness
 
 	ctx       context.Context
