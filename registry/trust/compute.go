@@ -186,6 +186,7 @@ func (m *Model) Compute(observer string, now time.Time) *Snapshot {
 	if tr.observer >= 0 {
 		weight[tr.observer] = max(1, weight[tr.observer])
 	}
+	m.zeroEquivocatedWeightLocked(weight)
 
 	// Pass 2: weigh each (attester org, subject) pair and sum per subject.
 	capQ := int64(cfg.PairCap) * fixOne
@@ -255,6 +256,7 @@ func (m *Model) Compute(observer string, now time.Time) *Snapshot {
 	for r, id := range m.rankedAgents {
 		snap.expl[r] = m.explain(&sc.sub[id], &m.agents[id], nowNs, logSat)
 	}
+	m.condemnLocked(snap)
 	return snap
 }
 

@@ -48,6 +48,10 @@ type Model struct {
 	orgRank      []int32 // org id -> rank
 
 	scratch scratch
+
+	// equivocated are the organisations proven to equivocate (the hard
+	// rule, equivocation.go).
+	equivocated map[string]bool
 }
 
 type agentRec struct {

@@ -24,6 +24,8 @@ type Snapshot struct {
 	rankedOrgs []int32 // rank -> org id
 	damping    float64
 	tr         trustResult
+	// equivocated: organisations under the hard rule, sorted.
+	equivocated []string
 }
 
 // Score is the short form of a trust score.
@@ -58,6 +60,10 @@ type Explanation struct {
 	// Counts are the counted evidence items by outcome (from attesters with
 	// weight; one per attester and commitment).
 	Counts Counts `json:"counts"`
+	// Equivocated is set when the agent's organisation is proven to have
+	// signed two histories of its ledger: the score is 0 for good
+	// (Model.Equivocated).
+	Equivocated bool `json:"equivocated,omitempty"`
 	// Ignored are items about the agent that count nothing, by reason.
 	Ignored Ignored `json:"ignored"`
 }
@@ -187,7 +193,11 @@ func (s *Snapshot) Explain(agentID string) Explanation {
 	if i, ok := slices.BinarySearch(s.agentNames, agentID); ok {
 		return s.expl[i]
 	}
-	return Neutral(agentID)
+	e := Neutral(agentID)
+	if len(s.equivocated) > 0 && s.isEquivocated(OrgOf(agentID)) {
+		e.Score, e.Level, e.Equivocated = 0, LevelFor(0, 0), true
+	}
+	return e
 }
 
 // Score returns the agent's score, level and completed count.
