@@ -206,6 +206,9 @@ func (n *Node) consentReplyLocked(ctx context.Context, s *session, inv *protocol
 	var body protocol.Body
 	pol := n.consentPolicy()
 	switch {
+	case n.equivocated(s.remote.Org):
+		p, body = protocol.Reject, &protocol.RejectBody{ReferenceID: inv.MessageID, Code: protocol.CodeEquivocation,
+			Reason: "this node holds a verified proof that your organisation's ledger signed two histories"}
 	case pol.MinTrust > 0 && n.trustScore(s.remote.String()) < pol.MinTrust:
 		p, body = protocol.Reject, &protocol.RejectBody{ReferenceID: inv.MessageID, Code: "insufficient_trust_score",
 			Reason: fmt.Sprintf("invitations are accepted from agents with a trust score of at least %g", pol.MinTrust)}

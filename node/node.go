@@ -267,6 +267,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.startExtensions(); err != nil {
 		return err
 	}
+	if err := n.startEquivocations(); err != nil {
+		return fmt.Errorf("checkpoints topic: %w", err)
+	}
 	n.handler = api.New(n, api.WithRegisterer(n.reg), api.WithLogger(n.log))
 	if !n.opts.noAPI {
 		if err := n.serveAPI(); err != nil {

@@ -139,6 +139,9 @@ func (n *Node) Discover(ctx context.Context, q api.DiscoverQuery) (api.DiscoverR
 	}
 	out := api.DiscoverResult{Agents: []api.DiscoveredAgent{}, Partial: res.Partial}
 	for _, m := range res.Agents {
+		if n.equivocated(m.Card.Org) {
+			continue // proven to equivocate: never offered again
+		}
 		out.Agents = append(out.Agents, api.DiscoveredAgent{
 			AgentID:      m.Card.AgentID,
 			Org:          m.Card.Org,

@@ -12,6 +12,7 @@ import (
 	"github.com/aspnode/asp/protocol"
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/fxamacker/cbor/v2"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/mod/sumdb/note"
@@ -96,7 +97,7 @@ type witnessing struct {
 	served   *prometheus.CounterVec // witness requests answered, by code ("" cosigned)
 	roundsC  *prometheus.CounterVec // our rounds, by outcome
 	equivC   *prometheus.CounterVec // equivocation proofs, by outcome
-	interval chan struct{}
+	topic    *pubsub.Topic // CheckpointsTopic, once joined
 }
 
 // openWitness sets up the witness on the node's state store.
@@ -113,7 +114,7 @@ func (n *Node) openWitness() error {
 		return err
 	}
 	wi := &witnessing{w: w, store: store, db: db, inFlight: map[string]int{}, rounds: map[string]*witnessPeer{},
-		proofs: map[string]heldProof{}, interval: make(chan struct{}, 1)}
+		proofs: map[string]heldProof{}}
 	wi.served = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "asp_witness_requests_total",
 		Help: "Witness requests this node answered as a witness, by ASP code (empty: cosigned)."}, []string{"code"})
 	wi.roundsC = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "asp_witness_rounds_total",

@@ -204,9 +204,12 @@ func (n *Node) witnessOnce(ctx context.Context, p *witnessPeer) (string, error) 
 		if err != nil {
 			return "failed", err
 		}
-		r, err := n.askWitness(ctx, p.org, req)
+		r, code, err := n.askWitness(ctx, p.org, req)
 		if err != nil {
 			return "unreachable", err
+		}
+		if code == protocol.CodeEquivocation {
+			return "equivocation", r.Err()
 		}
 		var conflict *witness.ConflictError
 		switch err := r.Err(); {
@@ -222,9 +225,6 @@ func (n *Node) witnessOnce(ctx context.Context, p *witnessPeer) (string, error) 
 		case errors.As(err, &conflict) && attempt == 0 && conflict.Size != old && conflict.Size <= body.Size:
 			old = conflict.Size
 		default:
-			if errors.Is(err, witness.ErrEquivocation) {
-				return "equivocation", err
-			}
 			if errors.As(err, &conflict) {
 				return "conflict", fmt.Errorf("witness cosigned size %d, ours is %d: %w", conflict.Size, body.Size, err)
 			}
@@ -262,10 +262,10 @@ func (n *Node) keepCosigned(p *witnessPeer, cp, cosig []byte, body ledger.Checkp
 
 // askWitness sends an add-checkpoint request to org's witness through the
 // driver and returns the witness's answer.
-func (n *Node) askWitness(ctx context.Context, org string, req *witness.Request) (*witness.Response, error) {
+func (n *Node) askWitness(ctx context.Context, org string, req *witness.Request) (*witness.Response, string, error) {
 	body, err := witness.EncodeRequest(req)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	var resp *witnessResp
 	err = n.drive(ctx, &step{what: "witness", to: org, witness: &witnessReq{Body: body, KeyCert: n.keyCert},
@@ -274,12 +274,13 @@ func (n *Node) askWitness(ctx context.Context, org string, req *witness.Request)
 			return nil, o.err
 		}})
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if len(resp.Body) == 0 {
-		return nil, &RemoteRefusal{Code: resp.Code, Message: resp.Message}
+		return nil, resp.Code, &RemoteRefusal{Code: resp.Code, Message: resp.Message}
 	}
-	return witness.DecodeResponse(resp.Body)
+	r, err := witness.DecodeResponse(resp.Body)
+	return r, resp.Code, err
 }
 
 // requestWitness sends one WitnessProtocol frame to org's node (drive).
