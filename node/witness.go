@@ -94,10 +94,10 @@ type witnessing struct {
 	rounds   map[string]*witnessPeer // our witnesses, by organisation
 	proofs   map[string]heldProof    // equivocation proofs held, by accused organisation
 
-	served   *prometheus.CounterVec // witness requests answered, by code ("" cosigned)
-	roundsC  *prometheus.CounterVec // our rounds, by outcome
-	equivC   *prometheus.CounterVec // equivocation proofs, by outcome
-	topic    *pubsub.Topic // CheckpointsTopic, once joined
+	served  *prometheus.CounterVec // witness requests answered, by code ("" cosigned)
+	roundsC *prometheus.CounterVec // our rounds, by outcome
+	equivC  *prometheus.CounterVec // equivocation proofs, by outcome
+	topic   *pubsub.Topic          // CheckpointsTopic, once joined
 }
 
 // openWitness sets up the witness on the node's state store.
