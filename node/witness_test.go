@@ -2,6 +2,8 @@ package node
 
 import (
 	"bytes"
+	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -119,4 +121,77 @@ func hasCosignature(cp []byte, vkey string) bool {
 	i := bytes.LastIndex(cp[:len(cp)-1], []byte("\n"))
 	_, err := witness.VerifyCosignature(cp[:i+1], cp[i+1:], vkey)
 	return err == nil
+}
+
+// TestWitnessesAndProofsServed: GET /v1/witnesses reports both sides of
+// the witnessing after a deal, and the inclusion and consistency proofs
+// the node serves verify against its signed checkpoint and the checkpoint
+// its witness cosigned.
+func TestWitnessesAndProofsServed(t *testing.T) {
+	p := newPair(t)
+	id := seedDeal(t, p)
+	awaitActive(t, p.vendorNode, id)
+	awaitActive(t, p.buyerNode, id)
+	a, b := p.buyerNode, p.vendorNode
+	index := a.getCommitment(id).index
+	awaitf(t, "B to cosign A", func() bool { return cosignedBy(t, a, b.peerID) > index })
+	awaitf(t, "A to cosign B", func() bool { return cosignedBy(t, b, a.peerID) > 0 })
+	ctx := context.Background()
+
+	w, err := a.Witnesses(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(w.WitnessedBy) != 1 || w.WitnessedBy[0].Org != b.peerID || w.WitnessedBy[0].Size <= index || w.WitnessedBy[0].CosignedAt.IsZero() {
+		t.Fatalf("witnessed by: %+v", w.WitnessedBy)
+	}
+	if len(w.Witnessing) != 1 || w.Witnessing[0].Origin != ledger.OriginFor(b.peerID) || w.Witnessing[0].Size == 0 {
+		t.Fatalf("witnessing: %+v", w.Witnessing)
+	}
+	cosigned := w.WitnessedBy[0].Size
+
+	cp, err := a.led.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := a.ownCheckpoint(cp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	incl, err := a.InclusionProof(ctx, index, body.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := a.led.EntryHash(index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ledger.VerifyInclusion(index, body.Size, leaf, incl.Hashes, body.Root); err != nil {
+		t.Fatalf("inclusion proof of the commitment's entry: %v", err)
+	}
+	held, err := a.ownCheckpoint([]byte(w.WitnessedBy[0].Checkpoint[:len(w.WitnessedBy[0].Checkpoint)-cosigLen(w.WitnessedBy[0].Checkpoint)]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := a.ConsistencyProof(ctx, cosigned, body.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ledger.VerifyConsistency(cosigned, body.Size, cons.Hashes, held.Root, body.Root); err != nil {
+		t.Fatalf("consistency from the cosigned size: %v", err)
+	}
+	for _, bad := range [][2]uint64{{body.Size, body.Size}, {0, body.Size + 1}} {
+		if _, err := a.InclusionProof(ctx, bad[0], bad[1]); codeOf(err) != "bad_request" {
+			t.Errorf("inclusion %v: %v", bad, err)
+		}
+	}
+	if _, err := a.ConsistencyProof(ctx, 3, 2); codeOf(err) != "bad_request" {
+		t.Errorf("consistency 3..2: %v", err)
+	}
+}
+
+// cosigLen is the length of the last signature line of a signed note.
+func cosigLen(note string) int {
+	i := strings.LastIndex(note[:len(note)-1], "\n")
+	return len(note) - i - 1
 }

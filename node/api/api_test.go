@@ -150,6 +150,9 @@ func samples(sid string) map[string]sample {
 		"GET /v1/audit/entries":                       {"/v1/audit/entries", "", adminToken},
 		"GET /v1/openapi.json":                        {"/v1/openapi.json", "", buyerToken},
 		"GET /metrics":                                {"/metrics", "", adminToken},
+		"GET /v1/witnesses":                           {"/v1/witnesses", "", adminToken},
+		"GET /v1/audit/proof/inclusion":               {"/v1/audit/proof/inclusion?index=1&size=4", "", buyerToken},
+		"GET /v1/audit/proof/consistency":             {"/v1/audit/proof/consistency?from=2&to=4", "", buyerToken},
 	}
 }
 

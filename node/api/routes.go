@@ -436,6 +436,7 @@ func routes() []*route {
 			},
 		},
 	}
+	rs = append(rs, witnessRoutes()...)
 	for _, rt := range rs {
 		rt.parse()
 	}
