@@ -3,12 +3,14 @@ package node
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aspnode/asp/ledger"
 	"github.com/aspnode/asp/ledger/witness"
+	"github.com/aspnode/asp/node/client"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -194,4 +196,40 @@ func TestWitnessesAndProofsServed(t *testing.T) {
 func cosigLen(note string) int {
 	i := strings.LastIndex(note[:len(note)-1], "\n")
 	return len(note) - i - 1
+}
+
+// TestWitnessClient: the Go client reads the same witnessing and proofs
+// over the node's real HTTP API.
+func TestWitnessClient(t *testing.T) {
+	p := newPair(t)
+	id := seedDeal(t, p)
+	awaitActive(t, p.buyerNode, id)
+	a, b := p.buyerNode, p.vendorNode
+	awaitf(t, "B to cosign A", func() bool { return cosignedBy(t, a, b.peerID) > 0 })
+	tok, err := ReadAdminToken(a.cfg.Home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := client.New(a.APIURL(), tok)
+	ctx := context.Background()
+	w, err := cl.Witnesses(ctx)
+	if err != nil || len(w.WitnessedBy) != 1 || w.WitnessedBy[0].Org != b.peerID {
+		t.Fatalf("witnesses: %+v %v", w, err)
+	}
+	size := a.led.Size()
+	hashes, err := cl.InclusionProof(ctx, 0, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := a.led.InclusionProof(0, size)
+	if len(hashes) != len(want) || (len(want) > 0 && !bytes.Equal(hashes[0], want[0])) {
+		t.Fatalf("inclusion: %x, want %x", hashes, want)
+	}
+	if _, err := cl.ConsistencyProof(ctx, 1, size); err != nil {
+		t.Fatal(err)
+	}
+	var ae *client.Error
+	if _, err := cl.ConsistencyProof(ctx, size, 1); !errors.As(err, &ae) || ae.Status != 400 {
+		t.Fatalf("consistency %d..1: %v", size, err)
+	}
 }
