@@ -20,6 +20,9 @@
 //   - the agent store: the agents, their keys and tokens (agents.go,
 //     secrets.go, seal.go);
 //   - the registry and trust wiring (registry.go, trust.go), events (events.go).
+//   - witnessing (witness.go: the witness protocol served; witnessround.go:
+//     the rounds that have our ledger witnessed; equivocation.go: proofs
+//     gossiped and the hard rule; witnessapi.go: the API on them).
 //
 // # Concurrency and lock order
 //
