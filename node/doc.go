@@ -37,7 +37,7 @@
 //	commitment.mu      one change at a time to a commitment
 //	sessionTable.mu    the session table and its count of inbound sessions
 //	commitmentBook.mu  the commitment book
-//	leaves             agentStore.change then agentStore.mu, trustState.mu, checkpointer.mu,
+//	leaves             agentStore.change then agentStore.mu, trustState.mu, checkpointer.mu, witnessing.mu,
 //	                   the memos, the event bus, the ledger's own locks
 //
 // A session step may take the lock of the commitment it forms (an ACCEPT),
