@@ -13,6 +13,7 @@ import (
 
 	"github.com/goccy/go-yaml"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // Files and folders inside a node's home.
@@ -163,6 +164,11 @@ func (c *Config) Validate() error {
 	// everyone while reading as a bound.
 	if math.IsNaN(c.MinTrust) || c.MinTrust < 0 || c.MinTrust > 100 {
 		return fmt.Errorf("config: minTrust %v: want a number from 0 to 100", c.MinTrust)
+	}
+	for _, p := range c.Witness.Peers {
+		if _, err := peer.Decode(p); err != nil {
+			return fmt.Errorf("config: witness.peers: %q is not a peer id", p)
+		}
 	}
 	return nil
 }

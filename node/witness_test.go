@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,8 @@ import (
 	"github.com/aspnode/asp/ledger"
 	"github.com/aspnode/asp/ledger/witness"
 	"github.com/aspnode/asp/node/client"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -231,5 +234,67 @@ func TestWitnessClient(t *testing.T) {
 	var ae *client.Error
 	if _, err := cl.ConsistencyProof(ctx, size, 1); !errors.As(err, &ae) || ae.Status != 400 {
 		t.Fatalf("consistency %d..1: %v", size, err)
+	}
+}
+
+// TestWitnessPeersEveryInterval: two organisations without business that
+// name each other in witness.peers witness each other every
+// witness.interval, and a restarted node still knows the latest size its
+// witness cosigned.
+func TestWitnessPeersEveryInterval(t *testing.T) {
+	dir := t.TempDir()
+	ha, hb := filepath.Join(dir, "a-org"), filepath.Join(dir, "b-org")
+	for _, h := range []string{ha, hb} {
+		if _, err := Init(h, filepath.Base(h), "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ida, err := LoadIdentity(ha)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idb, err := LoadIdentity(hb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pa, pb := peerIDOf(t, ida), peerIDOf(t, idb)
+	edit := func(peer string) func(*Config) {
+		return func(c *Config) { c.Witness.Peers = []string{peer}; c.Witness.Interval = 20 * time.Millisecond }
+	}
+	a := startNodeWith(t, ha, edit(pb))
+	b := startNodeWith(t, hb, edit(pa))
+	defer b.Close()
+	connect(t, a, b)
+	awaitf(t, "B to cosign A", func() bool { return cosignedBy(t, a, pb) > 0 })
+	awaitf(t, "A to cosign B", func() bool { return cosignedBy(t, b, pa) > 0 })
+	size := cosignedBy(t, a, pb)
+	a.Close()
+	a = startNodeWith(t, ha, func(c *Config) { c.Witness.Interval = time.Hour })
+	defer a.Close()
+	if got := cosignedBy(t, a, pb); got != size {
+		t.Fatalf("after restart B's latest cosignature of A is of size %d, want %d", got, size)
+	}
+}
+
+func peerIDOf(t *testing.T, k crypto.PrivKey) string {
+	t.Helper()
+	id, err := peer.IDFromPrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id.String()
+}
+
+// TestWitnessConfig: witness.interval defaults to a minute and
+// witness.peers must name peer ids.
+func TestWitnessConfig(t *testing.T) {
+	c := Config{Home: t.TempDir()}
+	c.fillDefaults()
+	if c.Witness.Interval != time.Minute {
+		t.Fatalf("default interval %v", c.Witness.Interval)
+	}
+	c.Witness.Peers = []string{"not-a-peer"}
+	if err := c.Validate(); err == nil {
+		t.Fatal("witness.peers of a non peer id accepted")
 	}
 }
