@@ -113,6 +113,9 @@ func TestForkedLedgerIsCaught(t *testing.T) {
 		t.Fatal("B holds a proof before A signed a second root")
 	}
 
+	// C finds A's agent by discovery (it is in the registry).
+	awaitf(t, "C to discover A's agent", func() bool { return discovers(ctx, c, p.buyer) })
+
 	// A signs its own checkpoint for the size B cosigned: a second root.
 	pad(t, a, forkSize)
 	a.witnessSoon(b.peerID)
@@ -143,6 +146,10 @@ func TestForkedLedgerIsCaught(t *testing.T) {
 			t.Fatalf("A's agent's trust at %s: %+v %v", n.cfg.Org, tr, err)
 		}
 	}
+	// C no longer offers A's agent in discovery.
+	if discovers(ctx, c, p.buyer) {
+		t.Fatal("C still discovers A's agent")
+	}
 	// C refuses A's invitations.
 	_, err = a.OpenSession(ctx, p.buyer, api.OpenSessionRequest{To: rc.AgentID})
 	var d *Declined
@@ -155,4 +162,18 @@ func TestForkedLedgerIsCaught(t *testing.T) {
 // anchors (a round is still due).
 func onlyLater(n *Node, size uint64) bool {
 	return size < n.led.Size() && !n.onlyAnchorsSince(size, n.led.Size())
+}
+
+// discovers reports whether n's discovery of agent's capability finds it.
+func discovers(ctx context.Context, n *Node, agent string) bool {
+	res, err := n.Discover(ctx, api.DiscoverQuery{Capability: "procurement", Limit: 100})
+	if err != nil {
+		return false
+	}
+	for _, a := range res.Agents {
+		if a.AgentID == agent {
+			return true
+		}
+	}
+	return false
 }
