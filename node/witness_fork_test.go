@@ -116,6 +116,9 @@ func TestForkedLedgerIsCaught(t *testing.T) {
 	// C finds A's agent by discovery (it is in the registry).
 	awaitf(t, "C to discover A's agent", func() bool { return discovers(ctx, c, p.buyer) })
 
+	events, stop := c.Subscribe(rc.AgentID)
+	defer stop()
+
 	// A signs its own checkpoint for the size B cosigned: a second root.
 	pad(t, a, forkSize)
 	a.witnessSoon(b.peerID)
@@ -145,6 +148,24 @@ func TestForkedLedgerIsCaught(t *testing.T) {
 		if err != nil || tr.Score != 0 {
 			t.Fatalf("A's agent's trust at %s: %+v %v", n.cfg.Org, tr, err)
 		}
+	}
+	// C's agents are told.
+	timeout := time.After(20 * time.Second)
+	for told := false; !told; {
+		select {
+		case ev := <-events:
+			if ev.Type == "equivocation" {
+				if d, _ := ev.Data.(map[string]any); d["org"] != a.peerID {
+					t.Fatalf("equivocation event %+v", ev)
+				}
+				told = true
+			}
+		case <-timeout:
+			t.Fatal("no equivocation event at C")
+		}
+	}
+	if n := metric(t, c, "asp_equivocation_proofs_total", "outcome", "accepted"); n != 1 {
+		t.Fatalf("C accepted %v proofs", n)
 	}
 	// C no longer offers A's agent in discovery.
 	if discovers(ctx, c, p.buyer) {
