@@ -124,6 +124,9 @@ func (n *Node) OpenSession(ctx context.Context, from string, req api.OpenSession
 	if to.Org == n.peerID {
 		return api.SessionInfo{}, badRequest("%s is hosted by this node: sessions join agents of different organisations", req.To)
 	}
+	if n.equivocated(to.Org) {
+		return api.SessionInfo{}, errorf(protocol.CodeEquivocation, "this node holds a verified proof that %s's ledger signed two histories", to.Org)
+	}
 	if n.denied(to.Org) {
 		return api.SessionInfo{}, errorf(protocol.CodePolicyViolation, "the organisation %s is revoked by this node's consent policy", to.Org)
 	}

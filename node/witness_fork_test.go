@@ -171,6 +171,10 @@ func TestForkedLedgerIsCaught(t *testing.T) {
 	if discovers(ctx, c, p.buyer) {
 		t.Fatal("C still discovers A's agent")
 	}
+	// C's agents open no session with A's.
+	if _, err := c.OpenSession(ctx, rc.AgentID, api.OpenSessionRequest{To: p.buyer}); codeOf(err) != protocol.CodeEquivocation {
+		t.Fatalf("C's invitation to A: %v, want %s", err, protocol.CodeEquivocation)
+	}
 	// C refuses A's invitations.
 	_, err = a.OpenSession(ctx, p.buyer, api.OpenSessionRequest{To: rc.AgentID})
 	var d *Declined

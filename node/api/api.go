@@ -404,7 +404,7 @@ func statusForCode(code string) int {
 	switch code {
 	case CodeBadRequest, CodeInvalidSignature:
 		return http.StatusBadRequest
-	case CodeUnauthorized, CodeInsufficientTrustScore, CodePolicyViolation, protocol.CodeBudgetExceeded:
+	case CodeUnauthorized, CodeInsufficientTrustScore, CodePolicyViolation, protocol.CodeBudgetExceeded, protocol.CodeEquivocation:
 		return http.StatusForbidden
 	case CodeNotFound:
 		return http.StatusNotFound

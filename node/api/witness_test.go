@@ -4,6 +4,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/aspnode/asp/protocol"
 )
 
 var _ Witnesses = (*fake)(nil)
@@ -47,5 +49,14 @@ func TestProofRoutes(t *testing.T) {
 	w := decode[WitnessesInfo](t, h.do("GET", "/v1/witnesses", adminToken, ""))
 	if len(w.WitnessedBy) != 1 || w.WitnessedBy[0].Size != 3 {
 		t.Fatalf("witnesses: %+v", w)
+	}
+}
+
+// TestEquivocationIsForbidden: a refusal for equivocation is a 403 that
+// says it will not change.
+func TestEquivocationIsForbidden(t *testing.T) {
+	e := ErrorFor(&Error{Code: protocol.CodeEquivocation, Message: "x"})
+	if e.Status != 403 || protocol.Retryable(e.Code) {
+		t.Fatalf("equivocation: %+v", e)
 	}
 }
