@@ -385,7 +385,7 @@ type EntryInfo struct {
 }
 
 // Event is one server-sent event for an agent. Type is "session",
-// "message", "commitment", "trust" or "dispute"; Data is marshalled to
+// "message", "commitment", "trust", "dispute" or "equivocation"; Data is marshalled to
 // JSON as the event's data. ID, when not 0, is sent as the event's id: the
 // node's event ids grow by one per event published (all agents together),
 // so a client resumes after the last one it saw.
