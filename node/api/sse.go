@@ -31,6 +31,9 @@ func serveEvents(c *call) error {
 	if err != nil {
 		return err
 	}
+	// Registered first, before the subscription a caller may wait for: a
+	// Shutdown from then on ends the stream.
+	shutdown := c.h.streamsEnd(c.ctx())
 	var (
 		replay Replay
 		events <-chan Event
@@ -107,7 +110,6 @@ func serveEvents(c *call) error {
 	ticker := time.NewTicker(hb)
 	defer ticker.Stop()
 	ctx := c.ctx()
-	shutdown := c.h.streamsEnd(ctx)
 	for {
 		select {
 		case <-ctx.Done():
