@@ -122,6 +122,14 @@ func VerifyProtocolBody(e Entry) error {
 		if err := verifyAnchor(e); err != nil {
 			return fmt.Errorf("anchor: %w", err)
 		}
+	case KindDispute:
+		if err := verifyDisputeRecord(e); err != nil {
+			return fmt.Errorf("dispute: %w", err)
+		}
+	case KindPolicy:
+		if _, err := DecodePolicy(e.Body); err != nil {
+			return err
+		}
 	}
 	return nil
 }
