@@ -96,6 +96,11 @@ func (n *Node) CommitmentAction(ctx context.Context, agent, id, action string, b
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if kind == protocol.ActionDispute {
+		// A dispute is a filing (disputes.go), with its dispute action.
+		err := n.fileLegacyLocked(ctx, c, a.Reason, a.Severity, a.Evidence)
+		return n.commitmentInfo(c), err
+	}
 	if c.stateLocked() == protocol.CommitmentPending {
 		return api.CommitmentInfo{}, invalidTransition("commitment %s is not ACTIVE yet: receipts are still being exchanged", id)
 	}

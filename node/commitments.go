@@ -467,7 +467,15 @@ func (n *Node) Commitment(ctx context.Context, p api.Principal, id string) (api.
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return commitmentInfoLocked(c), nil
+	return n.commitmentInfo(c), nil
+}
+
+// commitmentInfo is commitmentInfoLocked with c's obligations and disputes.
+// REQUIRES: c.mu.
+func (n *Node) commitmentInfo(c *commitment) api.CommitmentInfo {
+	info := commitmentInfoLocked(c)
+	n.obligationsLocked(c, &info)
+	return info
 }
 
 // REQUIRES: c.mu.

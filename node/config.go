@@ -86,6 +86,9 @@ type Config struct {
 	AllowRollback bool `yaml:"-"`
 	// Witness configures witnessing (docs/node.md "Witnessing").
 	Witness WitnessConfig `yaml:"witness"`
+	// Disputes is the dispute policy (policy.go); empty fields take
+	// their defaults.
+	Disputes DisputePolicy `yaml:"disputes,omitempty"`
 }
 
 // WitnessConfig configures witnessing between organisations.
@@ -169,6 +172,9 @@ func (c *Config) Validate() error {
 		if _, err := peer.Decode(p); err != nil {
 			return fmt.Errorf("config: witness.peers: %q is not a peer id", p)
 		}
+	}
+	if _, err := resolvePolicy(c.Disputes); err != nil {
+		return fmt.Errorf("config: disputes: %w", err)
 	}
 	return nil
 }

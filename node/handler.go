@@ -32,6 +32,8 @@ func (n *Node) handleWire(ctx context.Context, from peer.ID, req []byte) ([]byte
 			resp = n.onAction(ctx, from.String(), r.Action)
 		case wireHead:
 			resp = n.onHead(from.String(), r)
+		case wireDispute:
+			resp = n.onDispute(ctx, from.String(), r)
 		default:
 			resp = &wireResp{Code: protocol.CodeBadRequest, Message: fmt.Sprintf("unknown request type %d", r.Type)}
 		}

@@ -484,6 +484,13 @@ func (e *henv) status(name string) string {
 		}
 		rows = append(rows, row{"~" + e.h.alias.name("c", c.id), t})
 	}
+	for _, d := range harnessDisputes(n) {
+		t := fmt.Sprintf("%s %s on %s, %d steps", e.h.alias.name("d", d.id), d.state, e.h.alias.name("c", d.commitment), d.steps)
+		if d.pending {
+			t += ", pending"
+		}
+		rows = append(rows, row{"~~" + e.h.alias.name("d", d.id), t})
+	}
 	sort.SliceStable(rows, func(i, j int) bool { return aliasLess(rows[i].alias, rows[j].alias) })
 	lines = append(lines, fmt.Sprintf("%s: ledger %d entries", name, n.Ledger().Size()))
 	for _, r := range rows {

@@ -29,7 +29,9 @@ func harnessHandle(n *Node, from peer.ID, req []byte) ([]byte, error) {
 func harnessTick(n *Node) {
 	n.tick()
 	n.expireDue(n.ctx)
+	n.watchDisputes(n.ctx)
 	n.resendPending()
+	n.resendDisputes()
 }
 
 // harnessSession is what the harness prints of a session.
@@ -96,6 +98,8 @@ func harnessDescribeReq(req []byte, al *aliases) string {
 		return "action (undecodable)"
 	case wireHead:
 		return fmt.Sprintf("head %s at %d", al.name("s", r.Session), r.Length)
+	case wireDispute:
+		return harnessDescribeDispute(r, al)
 	}
 	return fmt.Sprintf("request of type %d", r.Type)
 }
@@ -123,6 +127,9 @@ func harnessDescribeResp(resp []byte, al *aliases) string {
 	if len(r.Tail) > 0 {
 		s += fmt.Sprintf(", %d envelopes after our head", len(r.Tail))
 	}
+	if len(r.Cosigned) > 0 {
+		s += ", cosigned"
+	}
 	return s
 }
 
@@ -132,4 +139,44 @@ func describeEnvelope(raw []byte, al *aliases) string {
 		return "(undecodable)"
 	}
 	return fmt.Sprintf("%s #%d %s", env.Performative, env.SequenceNumber, al.name("s", env.SessionID))
+}
+
+// harnessDescribeDispute names a dispute filing or step.
+func harnessDescribeDispute(r *wireReq, al *aliases) string {
+	var s string
+	if r.Filing != nil {
+		d, err := protocol.DecodeDispute(r.Filing)
+		if err != nil {
+			return "dispute filing (undecodable)"
+		}
+		s = fmt.Sprintf("dispute filing %s %s %s", al.name("d", d.ID()), d.Grounds, al.name("c", d.CommitmentID))
+	} else {
+		st, err := protocol.DecodeDisputeStep(r.Step)
+		if err != nil {
+			return "dispute step (undecodable)"
+		}
+		s = fmt.Sprintf("dispute %s %s", st.Kind, al.name("d", st.DisputeID))
+	}
+	if r.Action != nil {
+		if a, err := protocol.DecodeAction(r.Action); err == nil {
+			s += " with " + string(a.Kind)
+		}
+	}
+	return s
+}
+
+// harnessDisputes lists the node's disputes (read as harnessSessions
+// reads sessions).
+func harnessDisputes(n *Node) []harnessDispute {
+	var out []harnessDispute
+	for _, dc := range n.disputes.list() {
+		out = append(out, harnessDispute{id: dc.id, commitment: dc.c.id, state: string(dc.k.State), steps: len(dc.steps), pending: dc.pending != nil})
+	}
+	return out
+}
+
+type harnessDispute struct {
+	id, commitment, state string
+	steps                 int
+	pending               bool
 }

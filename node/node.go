@@ -115,6 +115,7 @@ type Node struct {
 
 	sessions    *sessionTable
 	commitments *commitmentBook
+	disputes    *disputeBook
 
 	ext wiring // registry and trust: wired in Start (absent under the node harness)
 
@@ -150,6 +151,7 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 		agents:      newAgentStore(),
 		sessions:    newSessionTable(),
 		commitments: newCommitmentBook(),
+		disputes:    newDisputeBook(),
 		sigs:        newSigCache(),
 		keyCerts:    memo[keyCertEntry]{max: keyCertCacheMax},
 		checkpoints: memo[uint64]{max: checkpointCacheMax},
@@ -351,6 +353,7 @@ func (n *Node) run() {
 		case <-t.C:
 			n.tick()
 			n.expireDue(n.ctx)
+			n.watchDisputes(n.ctx)
 		}
 	}
 }
@@ -368,6 +371,7 @@ func (n *Node) resendLoop() {
 			return
 		case <-t.C:
 			n.resendPending()
+			n.resendDisputes()
 		}
 	}
 }

@@ -195,7 +195,7 @@ func (n *Node) recover(ctx context.Context) error {
 		n.trackInbound(s, n.now())
 	}
 	n.log.Info("recovered", "entries", size, "sessions", n.sessions.len(), "commitments", n.commitments.len())
-	return nil
+	return n.recoverDisputes(ctx)
 }
 
 // resendPending pushes what a counterparty has not acknowledged: pending

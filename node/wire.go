@@ -18,6 +18,7 @@ const (
 	wireReceipt  uint8 = 2 // our receipt for a commitment
 	wireAction   uint8 = 3 // a signed commitment action (fulfil, confirm, ...)
 	wireHead     uint8 = 4 // a session's head, and the transcript after a given length
+	wireDispute  uint8 = 5 // a signed dispute filing or step, with the action it carries (disputes.go)
 )
 
 // maxWire caps a decoded request or response.
@@ -38,6 +39,11 @@ type wireReq struct {
 	Length  uint64 `cbor:"7,keyasint,omitempty"`
 	Head    []byte `cbor:"8,keyasint,omitempty"`
 	Ended   string `cbor:"9,keyasint,omitempty"`
+	// With wireDispute: the signed filing (protocol.EncodeDispute) or
+	// step (protocol.EncodeDisputeStep); Action carries the filer's
+	// dispute action, or the acceptor's resolve action.
+	Filing []byte `cbor:"10,keyasint,omitempty"`
+	Step   []byte `cbor:"11,keyasint,omitempty"`
 }
 
 type wireResp struct {
@@ -59,6 +65,9 @@ type wireResp struct {
 	Head   []byte   `cbor:"7,keyasint,omitempty"`
 	Tail   [][]byte `cbor:"8,keyasint,omitempty"`
 	Ended  string   `cbor:"9,keyasint,omitempty"`
+	// Cosigned is the resolve action countersigned, answering an
+	// accepted remedy (wireDispute).
+	Cosigned []byte `cbor:"10,keyasint,omitempty"`
 }
 
 var wireDec, _ = cbor.DecOptions{MaxArrayElements: 16, MaxMapPairs: 16, MaxNestedLevels: 4}.DecMode()

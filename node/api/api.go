@@ -246,6 +246,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if err == nil {
 			if rt.Status == http.StatusNoContent {
 				sw.WriteHeader(http.StatusNoContent)
+			} else if st, ok := v.(interface{ httpStatus() int }); ok {
+				writeJSON(sw, st.httpStatus(), v)
 			} else {
 				writeJSON(sw, rt.Status, v)
 			}

@@ -153,6 +153,14 @@ func samples(sid string) map[string]sample {
 		"GET /v1/witnesses":                           {"/v1/witnesses", "", adminToken},
 		"GET /v1/audit/proof/inclusion":               {"/v1/audit/proof/inclusion?index=1&size=4", "", buyerToken},
 		"GET /v1/audit/proof/consistency":             {"/v1/audit/proof/consistency?from=2&to=4", "", buyerToken},
+		"GET /v1/policy/disputes":                     {"/v1/policy/disputes", "", adminToken},
+		"PUT /v1/policy/disputes":                     {"/v1/policy/disputes", `{"onBreach":"file","respondWithin":"2s"}`, adminToken},
+		"GET /v1/disputes":                            {"/v1/disputes", "", buyerToken},
+		"GET /v1/disputes/{disputeId}":                {"/v1/disputes/dsp_1", "", buyerToken},
+		"POST /v1/disputes/{disputeId}/remedy":        {"/v1/disputes/dsp_1/remedy", `{"remedy":"half the penalty"}`, vendorToken},
+		"POST /v1/disputes/{disputeId}/accept":        {"/v1/disputes/dsp_1/accept", "", buyerToken},
+		"POST /v1/disputes/{disputeId}/reject":        {"/v1/disputes/dsp_1/reject", `{"reason":"no"}`, buyerToken},
+		"POST /v1/disputes/{disputeId}/escalate":      {"/v1/disputes/dsp_1/escalate", "", buyerToken},
 	}
 }
 

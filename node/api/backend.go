@@ -304,6 +304,11 @@ type CommitmentInfo struct {
 	Receipts   []ReceiptInfo   `json:"receipts"`
 	CreatedAt  time.Time       `json:"createdAt,omitzero"`
 	UpdatedAt  time.Time       `json:"updatedAt,omitzero"`
+	// Obligations are the commitment's obligations as watched now (one
+	// commitment only, not in lists).
+	Obligations []ObligationInfo `json:"obligations,omitempty"`
+	// Disputes are the ids of the disputes filed on it.
+	Disputes []string `json:"disputes,omitempty"`
 }
 
 // CommitmentList is the answer of GET /v1/commitments.

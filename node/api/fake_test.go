@@ -36,6 +36,7 @@ type fake struct {
 	reg *prometheus.Registry
 
 	mu       sync.Mutex
+	policy   DisputePolicy
 	tokens   map[string]Principal
 	agents   map[string]AgentInfo
 	sessions map[string]*SessionInfo

@@ -358,7 +358,7 @@ func routes() []*route {
 		},
 		commitmentActionRoute("fulfill", "Claim fulfilment of a commitment, with evidence.", typeOf[FulfillRequest](), true),
 		commitmentActionRoute("confirm", "Confirm the counterparty's fulfilment.", typeOf[ConfirmRequest](), true),
-		commitmentActionRoute("dispute", "Dispute a commitment: reason, severity, evidence.", typeOf[DisputeRequest](), false),
+		commitmentActionRoute("dispute", "Dispute a commitment: {grounds, severity 1–5, claim, evidence[]} files a dispute (201 {disputeId}); the older {reason, severity, evidence} is still taken (200).", typeOf[DisputeRequest](), false),
 		{
 			Method: "GET", Path: "/v1/trust/{agentId...}", Access: accessAny, Status: 200,
 			Summary:  "The explained trust score of any agent (agent id URL-encoded).",
@@ -437,6 +437,7 @@ func routes() []*route {
 		},
 	}
 	rs = append(rs, witnessRoutes()...)
+	rs = append(rs, disputeRoutes()...)
 	for _, rt := range rs {
 		rt.parse()
 	}
@@ -475,6 +476,9 @@ func commitmentActionRoute(action, summary string, req reflect.Type, optional bo
 			}
 			if raw == nil && !optional {
 				return nil, BadRequest("request body must be a JSON object")
+			}
+			if action == "dispute" && raw != nil && isFiling(raw) {
+				return fileDispute(c, raw)
 			}
 			if raw != nil {
 				v := reflect.New(req)

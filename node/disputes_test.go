@@ -1,0 +1,232 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aspnode/asp/ledger"
+	"github.com/aspnode/asp/node/api"
+)
+
+// A pair of real nodes (libp2p on loopback, Pebble on disk) sharing a
+// clock the test moves, for deadlines seconds away.
+type dpair struct {
+	*pair
+	offset *atomic.Int64
+}
+
+func (d *dpair) clock() time.Time { return time.Now().Add(time.Duration(d.offset.Load())) }
+
+func (d *dpair) advance(by time.Duration) { d.offset.Add(int64(by)) }
+
+func startClocked(t *testing.T, home string, clock func() time.Time, edit func(*Config)) *Node {
+	t.Helper()
+	if _, err := Init(home, filepath.Base(home), "test"); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadConfig(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	n, err := New(cfg, WithClock(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// newDisputePair starts a buyer whose policy files on a breach and a vendor.
+func newDisputePair(t *testing.T) *dpair {
+	t.Helper()
+	d := &dpair{offset: new(atomic.Int64)}
+	dir := t.TempDir()
+	a := startClocked(t, filepath.Join(dir, "buyer-org"), d.clock, func(c *Config) {
+		c.Disputes = DisputePolicy{OnBreach: OnBreachFile, RespondWithin: "1h", NegotiateFor: "2h"}
+	})
+	b := startClocked(t, filepath.Join(dir, "vendor-org"), d.clock, func(c *Config) {
+		c.Disputes = DisputePolicy{RespondWithin: "1h", NegotiateFor: "2h"}
+	})
+	t.Cleanup(func() { a.Close(); b.Close() })
+	connect(t, a, b)
+	d.pair = withAgents(t, a, b)
+	return d
+}
+
+// deal plays the seed negotiation with delivery due at deliverBy and
+// returns the commitment, ACTIVE on both nodes.
+func (d *dpair) deal(t *testing.T, deliverBy time.Time) string {
+	t.Helper()
+	ctx := context.Background()
+	s, err := d.buyerNode.OpenSession(ctx, d.buyer, api.OpenSessionRequest{To: d.vendor})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm := json.RawMessage(fmt.Sprintf(`{"resource":"gpu-hours","quantity":"1000","unit":"hour","unitPrice":"2.55","currency":"USD","deliverBy":%q,"penalty":"5%% per day late"}`,
+		deliverBy.UTC().Truncate(time.Millisecond).Format(time.RFC3339Nano)))
+	if _, err := d.buyerNode.SendMessage(ctx, d.buyer, s.SessionID, api.SendMessageRequest{Performative: "PROPOSE", Terms: tm}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := d.vendorNode.SendMessage(ctx, d.vendor, s.SessionID, api.SendMessageRequest{Performative: "ACCEPT"})
+	if err != nil || r.CommitmentID == "" {
+		t.Fatalf("accept: %+v, %v", r, err)
+	}
+	awaitActive(t, d.vendorNode, r.CommitmentID)
+	awaitActive(t, d.buyerNode, r.CommitmentID)
+	return r.CommitmentID
+}
+
+// awaitDispute polls until n holds a dispute on commitment id in state
+// (at most 10 s: the nodes' timers run each second).
+func awaitDispute(t *testing.T, n *Node, id, state string) api.DisputeInfo {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ds, _ := n.Disputes(context.Background(), api.Principal{Admin: true})
+		for _, d := range ds {
+			if d.CommitmentID == id && d.State == state {
+				return d
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: no dispute on %s in %s; holds %+v", n.peerID, id, state, ds)
+		}
+		n.watchDisputes(context.Background())
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func commitmentState(t *testing.T, n *Node, id string) api.CommitmentInfo {
+	t.Helper()
+	c, err := n.Commitment(context.Background(), api.Principal{Admin: true}, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// verifyLedger exports n's ledger and verifies every entry's body,
+// signatures included.
+func verifyLedger(t *testing.T, n *Node) *ledger.BundleReport {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "bundle")
+	if err := n.led.Export(context.Background(), path, ledger.BundleExtras{}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := ledger.VerifyBundle(path, ledger.VerifyOptions{Org: n.peerID, VerifyEntry: ledger.VerifyProtocolBody})
+	if err != nil {
+		t.Fatalf("ledger of %s: %v", n.peerID, err)
+	}
+	return rep
+}
+
+// TestBreachFiledRemedyAccepted: the vendor misses deliverBy; the buyer's
+// node, whose policy files on a breach, files timeout_breach against the
+// vendor; the vendor offers a remedy; the buyer accepts: the dispute and
+// the commitment are RESOLVED on both nodes, the resolve action carries
+// both agents' signatures, and both ledgers verify.
+func TestBreachFiledRemedyAccepted(t *testing.T) {
+	d := newDisputePair(t)
+	ctx := context.Background()
+	id := d.deal(t, d.clock().Add(30*time.Second))
+	if c := commitmentState(t, d.buyerNode, id); len(c.Obligations) != 2 || c.Obligations[0].Key != "delivery" ||
+		c.Obligations[0].Status != "pending" || c.Obligations[0].Obligor != d.vendor || c.Obligations[1].Obligor != d.buyer {
+		t.Fatalf("obligations before the deadline: %+v", c.Obligations)
+	}
+	events, cancel := d.buyerNode.Subscribe(d.buyer)
+	defer cancel()
+
+	d.advance(31 * time.Second)
+	filed := awaitDispute(t, d.buyerNode, id, "FILED")
+	if filed.Grounds != "timeout_breach" || filed.FiledBy != d.buyer || filed.Against != d.vendor || filed.Obligation != "" {
+		t.Fatalf("filed %+v", filed)
+	}
+	awaitDispute(t, d.vendorNode, id, "FILED")
+	for _, n := range []*Node{d.buyerNode, d.vendorNode} {
+		if c := commitmentState(t, n, id); c.State != "DISPUTED" || len(c.Disputes) != 1 || c.Disputes[0] != filed.DisputeID {
+			t.Fatalf("%s: commitment %s, disputes %v", n.peerID, c.State, c.Disputes)
+		}
+	}
+	if c := commitmentState(t, d.vendorNode, id); c.Obligations[0].Status != "disputed" {
+		t.Fatalf("obligation on the vendor's node: %+v", c.Obligations)
+	}
+	sawBreach, sawFiled := false, false
+	for !(sawBreach && sawFiled) {
+		select {
+		case ev := <-events:
+			if ev.Type == "dispute" {
+				data := ev.Data.(map[string]any)
+				sawBreach = sawBreach || data["step"] == "breach"
+				sawFiled = sawFiled || data["step"] == "filed"
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("dispute events: breach %v, filed %v", sawBreach, sawFiled)
+		}
+	}
+	// A second filing on the same obligation and grounds is refused.
+	if _, err := d.buyerNode.FileDispute(ctx, d.buyer, id, api.FileDisputeRequest{Grounds: "timeout_breach", Severity: 2, Claim: "again"}); codeOf(err) != "duplicate" {
+		t.Fatalf("second filing: %v", err)
+	}
+
+	got, err := d.vendorNode.DisputeStep(ctx, d.vendor, filed.DisputeID, "remedy", api.DisputeStepRequest{Remedy: "deliver within 48h at 10% off"})
+	if err != nil || got.State != "REMEDY_OFFERED" {
+		t.Fatalf("remedy: %+v, %v", got, err)
+	}
+	if b := awaitDispute(t, d.buyerNode, id, "REMEDY_OFFERED"); b.Table != "deliver within 48h at 10% off" || b.TableBy != d.vendor {
+		t.Fatalf("buyer's case: %+v", b)
+	}
+	// The vendor cannot accept its own remedy.
+	if _, err := d.vendorNode.DisputeStep(ctx, d.vendor, filed.DisputeID, "accept", api.DisputeStepRequest{}); codeOf(err) != "invalid_transition" {
+		t.Fatalf("own accept: %v", err)
+	}
+	got, err = d.buyerNode.DisputeStep(ctx, d.buyer, filed.DisputeID, "accept", api.DisputeStepRequest{})
+	if err != nil || got.State != "RESOLVED" {
+		t.Fatalf("accept: %+v, %v", got, err)
+	}
+	for _, n := range []*Node{d.buyerNode, d.vendorNode} {
+		awaitDispute(t, n, id, "RESOLVED")
+		if c := commitmentState(t, n, id); c.State != "RESOLVED" {
+			t.Fatalf("%s: commitment %s, want RESOLVED", n.peerID, c.State)
+		}
+		rep := verifyLedger(t, n)
+		if rep.Kinds[ledger.KindDispute] < 3 {
+			t.Fatalf("%s: %d dispute records", n.peerID, rep.Kinds[ledger.KindDispute])
+		}
+	}
+	// A step after the close is refused, and changes nothing.
+	if _, err := d.vendorNode.DisputeStep(ctx, d.vendor, filed.DisputeID, "escalate", api.DisputeStepRequest{}); codeOf(err) != "invalid_transition" {
+		t.Fatalf("step after close: %v", err)
+	}
+}
+
+// TestRemedyRejectedEscalates: a rejected claim escalates the case on
+// both nodes (HUMAN: the terms name no arbiter), and the parties' nodes
+// keep it across a restart.
+func TestRemedyRejectedEscalates(t *testing.T) {
+	d := newDisputePair(t)
+	ctx := context.Background()
+	id := d.deal(t, d.clock().Add(time.Hour))
+	filed, err := d.buyerNode.FileDispute(ctx, d.buyer, id, api.FileDisputeRequest{Grounds: "specification_mismatch", Severity: 4, Claim: "replace the hardware"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	awaitDispute(t, d.vendorNode, id, "FILED")
+	got, err := d.vendorNode.DisputeStep(ctx, d.vendor, filed.DisputeID, "reject", api.DisputeStepRequest{Reason: "it matches"})
+	if err != nil || got.State != "HUMAN" {
+		t.Fatalf("reject: %+v, %v", got, err)
+	}
+	awaitDispute(t, d.buyerNode, id, "HUMAN")
+	if c := commitmentState(t, d.vendorNode, id); c.State != "DISPUTED" {
+		t.Fatalf("commitment %s", c.State)
+	}
+}
