@@ -181,6 +181,14 @@ func (e *henv) run(d *datadriven.TestData) string {
 			c, err := n.CommitmentAction(context.Background(), agent, cid, kind, nil)
 			return result(err, c.State)
 		})
+	case "dispute-step":
+		e.need(pos, 3, d)
+		node, _ := e.agentRef(pos[0])
+		agent, did, kind := e.agentID(pos[0]), e.ref(pos[1]), pos[2]
+		e.op(node, fmt.Sprintf("%s %s %s", pos[0], kind, pos[1]), func(n *Node) string {
+			info, err := n.DisputeStep(context.Background(), agent, did, kind, api.DisputeStepRequest{Remedy: args["remedy"]})
+			return result(err, info.State)
+		})
 	case "deliver", "drop":
 		from, to := "", ""
 		if len(pos) == 2 {
