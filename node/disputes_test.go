@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/aspnode/asp/ledger"
 	"github.com/aspnode/asp/node/api"
+	"github.com/aspnode/asp/protocol"
 )
 
 // A pair of real nodes (libp2p on loopback, Pebble on disk) sharing a
@@ -20,14 +22,18 @@ type dpair struct {
 	offset *atomic.Int64
 }
 
-func (d *dpair) clock() time.Time { return time.Now().Add(time.Duration(d.offset.Load())) }
+func (d *dpair) clock() time.Time {
+	return protocol.Millis(time.Now().Add(time.Duration(d.offset.Load())))
+}
 
 func (d *dpair) advance(by time.Duration) { d.offset.Add(int64(by)) }
 
 func startClocked(t *testing.T, home string, clock func() time.Time, edit func(*Config)) *Node {
 	t.Helper()
-	if _, err := Init(home, filepath.Base(home), "test"); err != nil {
-		t.Fatal(err)
+	if _, err := os.Stat(filepath.Join(home, ConfigFile)); err != nil {
+		if _, err := Init(home, filepath.Base(home), "test"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	cfg, err := LoadConfig(home)
 	if err != nil {
