@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -264,7 +265,9 @@ func (n *Node) onAction(ctx context.Context, from string, raw []byte) *wireResp 
 	if c == nil {
 		return &wireResp{Code: codeNotFound, Message: "no commitment " + a.CommitmentID}
 	}
-	if a.Actor != c.remote.String() || c.remote.Org != from {
+	// The counterparty's agent acts, or countersigns an action of ours
+	// (a cancellation both asked for, cancel.go).
+	if (a.Actor != c.remote.String() && !slices.Contains(a.Signers(), c.remote.String())) || c.remote.Org != from {
 		return refuse(protocol.ErrNotParty, fmt.Errorf("%s may not act on %s from node %s", a.Actor, c.id, from))
 	}
 	if err := c.acquireForAction(ctx, c.acceptor); err != nil {

@@ -33,6 +33,9 @@ type disputeBook struct {
 	byID map[string]*dcase
 	// breaches holds the obligations (ids) whose breach is recorded.
 	breaches map[string]bool
+	// cancels holds the counterparty's cancellation offers, by
+	// commitment (cancel.go).
+	cancels map[string][]byte
 }
 
 func newDisputeBook() *disputeBook {

@@ -236,3 +236,34 @@ func TestRemedyRejectedEscalates(t *testing.T) {
 		t.Fatalf("commitment %s", c.State)
 	}
 }
+
+// TestCancelByBoth: a cancellation asked by one party changes nothing
+// until the other asks too; then the commitment is CANCELLED on both
+// nodes with both agents' signatures, and both ledgers verify. A
+// cancellation offer from a node that is not the counterparty's is refused.
+func TestCancelByBoth(t *testing.T) {
+	d := newDisputePair(t)
+	ctx := context.Background()
+	id := d.deal(t, d.clock().Add(time.Hour))
+	size := d.vendorNode.led.Size()
+	c, err := d.buyerNode.CancelCommitment(ctx, d.buyer, id)
+	if err != nil || c.State != "ACTIVE" {
+		t.Fatalf("first ask: %s, %v", c.State, err)
+	}
+	if s := commitmentState(t, d.vendorNode, id); s.State != "ACTIVE" || d.vendorNode.led.Size() != size {
+		t.Fatalf("after one ask the vendor holds %s, ledger %d → %d", s.State, size, d.vendorNode.led.Size())
+	}
+	c, err = d.vendorNode.CancelCommitment(ctx, d.vendor, id)
+	if err != nil || c.State != "CANCELLED" {
+		t.Fatalf("second ask: %s, %v", c.State, err)
+	}
+	for _, n := range []*Node{d.buyerNode, d.vendorNode} {
+		if s := commitmentState(t, n, id); s.State != "CANCELLED" || s.Obligations[0].Status != "cancelled" {
+			t.Fatalf("%s: %s %+v", n.peerID, s.State, s.Obligations)
+		}
+		verifyLedger(t, n)
+	}
+	if _, err := d.buyerNode.CancelCommitment(ctx, d.buyer, id); codeOf(err) != "invalid_transition" {
+		t.Fatalf("cancel again: %v", err)
+	}
+}

@@ -34,6 +34,8 @@ func (n *Node) handleWire(ctx context.Context, from peer.ID, req []byte) ([]byte
 			resp = n.onHead(from.String(), r)
 		case wireDispute:
 			resp = n.onDispute(ctx, from.String(), r)
+		case wireCancel:
+			resp = n.onCancel(ctx, from.String(), r.Action)
 		default:
 			resp = &wireResp{Code: protocol.CodeBadRequest, Message: fmt.Sprintf("unknown request type %d", r.Type)}
 		}

@@ -19,6 +19,7 @@ const (
 	wireAction   uint8 = 3 // a signed commitment action (fulfil, confirm, ...)
 	wireHead     uint8 = 4 // a session's head, and the transcript after a given length
 	wireDispute  uint8 = 5 // a signed dispute filing or step, with the action it carries (disputes.go)
+	wireCancel   uint8 = 6 // a cancellation offer: a cancel action signed by its sender alone (cancel.go)
 )
 
 // maxWire caps a decoded request or response.

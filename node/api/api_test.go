@@ -154,6 +154,7 @@ func samples(sid string) map[string]sample {
 		"GET /v1/audit/proof/inclusion":               {"/v1/audit/proof/inclusion?index=1&size=4", "", buyerToken},
 		"GET /v1/audit/proof/consistency":             {"/v1/audit/proof/consistency?from=2&to=4", "", buyerToken},
 		"GET /v1/policy/disputes":                     {"/v1/policy/disputes", "", adminToken},
+		"POST /v1/commitments/{commitmentId}/cancel":  {"/v1/commitments/cmt_1/cancel", "", buyerToken},
 		"PUT /v1/policy/disputes":                     {"/v1/policy/disputes", `{"onBreach":"file","respondWithin":"2s"}`, adminToken},
 		"GET /v1/disputes":                            {"/v1/disputes", "", buyerToken},
 		"GET /v1/disputes/{disputeId}":                {"/v1/disputes/dsp_1", "", buyerToken},

@@ -28,6 +28,9 @@ type DisputeBackend interface {
 	// DisputeStep takes a party's step: "remedy" (a counter), "accept",
 	// "reject" or "escalate".
 	DisputeStep(ctx context.Context, agent, disputeID, kind string, req DisputeStepRequest) (DisputeInfo, error)
+	// CancelCommitment asks for the commitment's cancellation by the
+	// agent: CANCELLED once both parties asked.
+	CancelCommitment(ctx context.Context, agent, commitmentID string) (CommitmentInfo, error)
 }
 
 // DisputePolicy is the escalation policy: GET and PUT /v1/policy/disputes,
@@ -206,6 +209,22 @@ func disputeRoutes() []*route {
 			},
 		},
 	}
+	rs = append(rs, &route{
+		Method: "POST", Path: "/v1/commitments/{commitmentId}/cancel", Access: accessAgent, Status: 200,
+		Summary:  "Ask for the commitment's cancellation: CANCELLED once both parties asked (both signatures).",
+		Response: typeOf[CommitmentInfo](),
+		Errors:   []int{403, 404, 409, 501},
+		json: func(c *call) (any, error) {
+			if _, err := c.readBody(); err != nil {
+				return nil, err
+			}
+			db, err := disputeBackend(c)
+			if err != nil {
+				return nil, err
+			}
+			return db.CancelCommitment(c.ctx(), c.p.Agent, c.params["commitmentId"])
+		},
+	})
 	for _, k := range []struct{ kind, summary string }{
 		{"remedy", "Offer a remedy (a counter) in a dispute."},
 		{"accept", "Accept the remedy on the table: the dispute is RESOLVED."},

@@ -98,3 +98,13 @@ func TestDisputeRoutes(t *testing.T) {
 		t.Fatalf("policy %+v, %v", p, err)
 	}
 }
+
+func (f *fake) CancelCommitment(ctx context.Context, agent, id string) (CommitmentInfo, error) {
+	f.mu.Lock()
+	f.lastAct = []string{agent, id, "cancel"}
+	f.mu.Unlock()
+	if id != "cmt_1" || (agent != buyer && agent != vendor) {
+		return CommitmentInfo{}, NotFound("no commitment %s", id)
+	}
+	return CommitmentInfo{CommitmentID: id, State: "ACTIVE"}, nil
+}

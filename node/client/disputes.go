@@ -68,3 +68,10 @@ func (c *Client) SetDisputePolicy(ctx context.Context, p api.DisputePolicy) (api
 	var v api.DisputePolicy
 	return v, c.Do(ctx, http.MethodPut, "/v1/policy/disputes", p, &v)
 }
+
+// Cancel asks for the commitment's cancellation: it is CANCELLED once both
+// parties asked.
+func (c *Client) Cancel(ctx context.Context, commitmentID string) (api.CommitmentInfo, error) {
+	var v api.CommitmentInfo
+	return v, c.Do(ctx, http.MethodPost, "/v1/commitments/"+url.PathEscape(commitmentID)+"/cancel", nil, &v)
+}
