@@ -21,6 +21,9 @@ func FuzzHandleWire(f *testing.F) {
 		{Type: wireReceipt, Receipt: []byte{0xa1, 0x01, 0x02}},
 		{Type: wireAction, Action: []byte("x")},
 		{Type: wireHead, Session: "01a248f5-3343-7a73-95e6-b577be63b460", Length: 3, Head: make([]byte, 32), Ended: "x"},
+		{Type: wireDispute, Filing: []byte{0xa0}, Action: []byte{0xa0}},
+		{Type: wireDispute, Step: []byte{0xa1, 0x01, 0x02}},
+		{Type: wireCancel, Action: []byte("x")},
 		{Type: 9},
 	} {
 		b, _ := cbor.Marshal(seed)
