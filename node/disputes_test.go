@@ -267,3 +267,52 @@ func TestCancelByBoth(t *testing.T) {
 		t.Fatalf("cancel again: %v", err)
 	}
 }
+
+// TestAutoConfirmAndNotify: a vendor's claim the buyer neither confirms
+// nor disputes within confirmWithin is confirmed by the buyer's node
+// (FULFILLED on both); a breach under onBreach: notify is recorded and
+// published once by the node it is owed to, and nothing is filed.
+func TestAutoConfirmAndNotify(t *testing.T) {
+	d := &dpair{offset: new(atomic.Int64)}
+	dir := t.TempDir()
+	pol := DisputePolicy{OnBreach: OnBreachNotify, ConfirmWithin: "10s"}
+	a := startClocked(t, filepath.Join(dir, "buyer-org"), d.clock, func(c *Config) { c.Disputes = pol })
+	b := startClocked(t, filepath.Join(dir, "vendor-org"), d.clock, func(c *Config) { c.Disputes = pol })
+	t.Cleanup(func() { a.Close(); b.Close() })
+	connect(t, a, b)
+	d.pair = withAgents(t, a, b)
+	ctx := context.Background()
+
+	id := d.deal(t, d.clock().Add(time.Hour))
+	if _, err := b.CommitmentAction(ctx, d.vendor, id, "fulfill", nil); err != nil {
+		t.Fatal(err)
+	}
+	d.advance(11 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
+	for commitmentState(t, b, id).State != "FULFILLED" {
+		if time.Now().After(deadline) {
+			t.Fatalf("not confirmed automatically: %s", commitmentState(t, b, id).State)
+		}
+		a.watchDisputes(ctx)
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	late := d.deal(t, d.clock().Add(time.Minute))
+	d.advance(2 * time.Minute)
+	for _, n := range []*Node{a, b} {
+		n.watchDisputes(ctx)
+		n.watchDisputes(ctx)
+	}
+	if ds, _ := a.Disputes(ctx, api.Principal{Admin: true}); len(ds) != 0 {
+		t.Fatalf("filed under notify: %+v", ds)
+	}
+	if got := verifyLedger(t, a).Kinds[ledger.KindDispute]; got != 1 {
+		t.Fatalf("buyer's breach records: %d, want 1", got)
+	}
+	if got := verifyLedger(t, b).Kinds[ledger.KindDispute]; got != 0 {
+		t.Fatalf("the obligor's node recorded %d breaches", got)
+	}
+	if c := commitmentState(t, a, late); c.Obligations[0].Status != "breached" || c.Obligations[0].PenaltyOwed != "127.50" {
+		t.Fatalf("obligation: %+v", c.Obligations[0])
+	}
+}
