@@ -125,7 +125,21 @@ func verifyDisputeRecord(e Entry) error {
 		if err != nil {
 			return err
 		}
-		if err := r.Verify(); err != nil {
+		// A ruling at the human rung names no arbiter: both parties sign
+		// it (which agents are the parties, the commitment's record says;
+		// here: two signers, each signature valid).
+		var want []string
+		if r.Arbiter == "" {
+			for _, s := range r.Signatures {
+				if s.Certificate != nil {
+					want = append(want, s.Certificate.AgentID)
+				}
+			}
+			if len(want) < 2 {
+				return fmt.Errorf("%w: a ruling without arbiter signed by %d", protocol.ErrMissingSignature, len(want))
+			}
+		}
+		if err := r.Verify(want...); err != nil {
 			return fmt.Errorf("ruling: %w", err)
 		}
 		names = r.CommitmentID

@@ -36,6 +36,9 @@ type disputeBook struct {
 	// cancels holds the counterparty's cancellation offers, by
 	// commitment (cancel.go).
 	cancels map[string][]byte
+	// rulings holds the counterparty's ruling offers at the human rung,
+	// by dispute (disputes_rule.go).
+	rulings map[string]*rulingOffer
 }
 
 func newDisputeBook() *disputeBook {
@@ -329,12 +332,14 @@ func (n *Node) resolvedStep(c *commitment, half *protocol.Action, cosigned []byt
 // onDispute receives the counterparty's filing or step.
 func (n *Node) onDispute(ctx context.Context, from string, r *wireReq) *wireResp {
 	switch {
-	case r.Filing != nil && r.Step == nil:
+	case r.Filing != nil && r.Step == nil && r.Ruling == nil:
 		return n.onFiling(ctx, from, r.Filing, r.Action)
-	case r.Step != nil && r.Filing == nil:
+	case r.Step != nil && r.Filing == nil && r.Ruling == nil:
 		return n.onStep(ctx, from, r.Step, r.Action)
+	case r.Ruling != nil && r.Filing == nil && r.Step == nil:
+		return n.onRuling(ctx, from, r.Ruling, r.Action)
 	}
-	return refuse(protocol.ErrMalformed, fmt.Errorf("a dispute request carries one filing or one step"))
+	return refuse(protocol.ErrMalformed, fmt.Errorf("a dispute request carries one filing, one step or one ruling"))
 }
 
 func (n *Node) onFiling(ctx context.Context, from string, raw, act []byte) *wireResp {

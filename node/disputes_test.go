@@ -316,3 +316,64 @@ func TestAutoConfirmAndNotify(t *testing.T) {
 		t.Fatalf("obligation: %+v", c.Obligations[0])
 	}
 }
+
+// TestHumanRuling: with no arbiter in the terms a rejected claim goes to
+// the humans; one side's ruling alone changes nothing; a different ruling
+// by the other side is a new offer; the same ruling by both is RULED on
+// both nodes, with the commitment BREACHED by the vendor, both ledgers
+// verify, and a restart keeps it.
+func TestHumanRuling(t *testing.T) {
+	d := newDisputePair(t)
+	ctx := context.Background()
+	id := d.deal(t, d.clock().Add(time.Hour))
+	filed, err := d.buyerNode.FileDispute(ctx, d.buyer, id, api.FileDisputeRequest{Grounds: "non_delivery", Severity: 5, Claim: "refund"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	did := filed.DisputeID
+	if _, err := d.vendorNode.DisputeStep(ctx, d.vendor, did, "reject", api.DisputeStepRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	admin := api.Principal{Admin: true}
+	upheld := api.RuleRequest{Outcome: "upheld", Breacher: d.vendor, Remedy: "refund", Reasoning: "nothing was delivered"}
+	if _, err := d.buyerNode.RuleDispute(ctx, api.Principal{Agent: d.buyer}, did, upheld); codeOf(err) != "unauthorized" {
+		t.Fatalf("an agent ruling at the human rung: %v", err)
+	}
+	if got, err := d.buyerNode.RuleDispute(ctx, admin, did, upheld); err != nil || got.State != "HUMAN" {
+		t.Fatalf("buyer's ruling: %+v, %v", got, err)
+	}
+	dismissed := upheld
+	dismissed.Outcome, dismissed.Breacher = "dismissed", ""
+	if got, err := d.vendorNode.RuleDispute(ctx, admin, did, dismissed); err != nil || got.State != "HUMAN" {
+		t.Fatalf("vendor's different ruling: %+v, %v", got, err)
+	}
+	// The buyer's side now holds the vendor's offer; ruling upheld again
+	// is a new offer to the vendor, who agrees this time.
+	if got, err := d.buyerNode.RuleDispute(ctx, admin, did, upheld); err != nil || got.State != "HUMAN" {
+		t.Fatalf("buyer's second ruling: %+v, %v", got, err)
+	}
+	got, err := d.vendorNode.RuleDispute(ctx, admin, did, upheld)
+	if err != nil || got.State != "RULED" || got.Ruling == nil {
+		t.Fatalf("vendor's agreeing ruling: %+v, %v", got, err)
+	}
+	for _, n := range []*Node{d.buyerNode, d.vendorNode} {
+		awaitDispute(t, n, id, "RULED")
+		if c := commitmentState(t, n, id); c.State != "BREACHED" {
+			t.Fatalf("%s: commitment %s, want BREACHED", n.peerID, c.State)
+		}
+		verifyLedger(t, n)
+	}
+	if _, err := d.buyerNode.RuleDispute(ctx, admin, did, upheld); codeOf(err) != "invalid_transition" {
+		t.Fatalf("ruling after RULED: %v", err)
+	}
+	home := d.vendorNode.cfg.Home
+	d.vendorNode.Close()
+	v := startClocked(t, home, d.clock, nil)
+	t.Cleanup(func() { v.Close() })
+	if ds, _ := v.Disputes(ctx, admin); len(ds) != 1 || ds[0].State != "RULED" {
+		t.Fatalf("after restart: %+v", ds)
+	}
+	if c := commitmentState(t, v, id); c.State != "BREACHED" {
+		t.Fatalf("after restart: commitment %s", c.State)
+	}
+}

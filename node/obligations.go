@@ -170,6 +170,7 @@ func (n *Node) recoverDisputes(ctx context.Context) error {
 	type held struct {
 		filing []byte
 		steps  [][]byte
+		ruling []byte
 		index  uint64
 	}
 	cases := map[string]*held{}
@@ -209,8 +210,14 @@ func (n *Node) recoverDisputes(ctx context.Context) error {
 					}
 				case b.Step != nil:
 					s, err := protocol.DecodeDisputeStep(b.Step)
-					if h := cases[s.DisputeID]; err == nil && h != nil {
+					if err == nil && cases[s.DisputeID] != nil {
+						h := cases[s.DisputeID]
 						h.steps = append(h.steps, b.Step)
+					}
+				case b.Ruling != nil:
+					r, err := protocol.DecodeRuling(b.Ruling)
+					if err == nil && cases[r.DisputeID] != nil && !refused[recordID("ruling", b.Ruling)] {
+						cases[r.DisputeID].ruling = b.Ruling
 					}
 				}
 			}
@@ -245,7 +252,11 @@ func (n *Node) recoverDisputes(ctx context.Context) error {
 		for _, o := range n.disputes.of(c.id) {
 			prior = append(prior, o.k.Dispute)
 		}
-		k, err := protocol.RebuildDispute(c.pc, d, prior, steps, nil, rules)
+		var ruling *protocol.Ruling
+		if h.ruling != nil && !refused[recordID("ruling", h.ruling)] {
+			ruling, _ = protocol.DecodeRuling(h.ruling)
+		}
+		k, err := protocol.RebuildDispute(c.pc, d, prior, steps, ruling, rules)
 		if err != nil {
 			n.log.Error("dispute does not replay from the ledger", "dispute", id, "err", err)
 			continue
@@ -263,6 +274,21 @@ func (n *Node) recoverDisputes(ctx context.Context) error {
 // REQUIRES: dc.c.mu, or dc not yet shared.
 func (n *Node) unacknowledged(dc *dcase) *wireReq {
 	c, me := dc.c, dc.c.local.id.String()
+	if ru := dc.k.Ruling; ru != nil {
+		// A ruling at the human rung: resent by whichever side completed
+		// it (the counterparty answers a resend as the first time).
+		raw, err := protocol.EncodeRuling(ru)
+		if err != nil || ru.Arbiter != "" {
+			return nil
+		}
+		req := &wireReq{Type: wireDispute, Ruling: raw}
+		if k := len(c.actions); k > 0 {
+			if a, err := protocol.DecodeAction(c.actions[k-1]); err == nil && a.Kind == protocol.ActionResolve {
+				req.Action = c.actions[k-1]
+			}
+		}
+		return req
+	}
 	if len(dc.steps) == 0 {
 		if dc.k.Filer != me {
 			return nil

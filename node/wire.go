@@ -45,6 +45,9 @@ type wireReq struct {
 	// dispute action, or the acceptor's resolve action.
 	Filing []byte `cbor:"10,keyasint,omitempty"`
 	Step   []byte `cbor:"11,keyasint,omitempty"`
+	// Ruling is a ruling at the human rung (protocol.EncodeRuling):
+	// signed by the sender's party alone, an offer; by both, the ruling.
+	Ruling []byte `cbor:"12,keyasint,omitempty"`
 }
 
 type wireResp struct {

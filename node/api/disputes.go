@@ -31,6 +31,20 @@ type DisputeBackend interface {
 	// CancelCommitment asks for the commitment's cancellation by the
 	// agent: CANCELLED once both parties asked.
 	CancelCommitment(ctx context.Context, agent, commitmentID string) (CommitmentInfo, error)
+	// RuleDispute rules on a dispute: the admin at the human rung (both
+	// parties' admins, the same ruling), or the arbiter.
+	RuleDispute(ctx context.Context, p Principal, disputeID string, req RuleRequest) (DisputeInfo, error)
+}
+
+// RuleRequest is the body of POST /v1/disputes/{id}/rule.
+type RuleRequest struct {
+	// Outcome: upheld, dismissed or split.
+	Outcome string `json:"outcome"`
+	// Breacher is the party in breach: the respondent if upheld, optional
+	// if split, none if dismissed.
+	Breacher  string `json:"breacher,omitempty"`
+	Remedy    string `json:"remedy,omitempty"`
+	Reasoning string `json:"reasoning"`
 }
 
 // DisputePolicy is the escalation policy: GET and PUT /v1/policy/disputes,
@@ -223,6 +237,23 @@ func disputeRoutes() []*route {
 				return nil, err
 			}
 			return db.CancelCommitment(c.ctx(), c.p.Agent, c.params["commitmentId"])
+		},
+	})
+	rs = append(rs, &route{
+		Method: "POST", Path: "/v1/disputes/{disputeId}/rule", Access: accessAny, Status: 200,
+		Summary: "Rule on a dispute: at the human rung both parties' admins, the same ruling (it is RULED once both ruled).",
+		Request: typeOf[RuleRequest](), Response: typeOf[DisputeInfo](),
+		Errors: []int{400, 403, 404, 409, 501},
+		json: func(c *call) (any, error) {
+			var req RuleRequest
+			if _, err := c.decodeBody(&req, false); err != nil {
+				return nil, err
+			}
+			db, err := disputeBackend(c)
+			if err != nil {
+				return nil, err
+			}
+			return db.RuleDispute(c.ctx(), c.p, c.params["disputeId"], req)
 		},
 	})
 	for _, k := range []struct{ kind, summary string }{

@@ -108,3 +108,10 @@ func (f *fake) CancelCommitment(ctx context.Context, agent, id string) (Commitme
 	}
 	return CommitmentInfo{CommitmentID: id, State: "ACTIVE"}, nil
 }
+
+func (f *fake) RuleDispute(ctx context.Context, p Principal, id string, req RuleRequest) (DisputeInfo, error) {
+	if id != "dsp_1" {
+		return DisputeInfo{}, NotFound("no dispute %s", id)
+	}
+	return DisputeInfo{DisputeID: id, CommitmentID: "cmt_1", State: "HUMAN"}, nil
+}

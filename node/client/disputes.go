@@ -75,3 +75,10 @@ func (c *Client) Cancel(ctx context.Context, commitmentID string) (api.Commitmen
 	var v api.CommitmentInfo
 	return v, c.Do(ctx, http.MethodPost, "/v1/commitments/"+url.PathEscape(commitmentID)+"/cancel", nil, &v)
 }
+
+// Rule rules on a dispute: at the human rung, as the admin, with the same
+// ruling as the other party's admin (RULED once both ruled).
+func (c *Client) Rule(ctx context.Context, id string, req api.RuleRequest) (api.DisputeInfo, error) {
+	var v api.DisputeInfo
+	return v, c.Do(ctx, http.MethodPost, "/v1/disputes/"+url.PathEscape(id)+"/rule", req, &v)
+}
