@@ -13,6 +13,7 @@ import (
 	"github.com/aspnode/asp/ledger"
 	"github.com/aspnode/asp/node/api"
 	"github.com/aspnode/asp/protocol"
+	"github.com/aspnode/asp/protocol/protocoltest"
 )
 
 // A pair of real nodes (libp2p on loopback, Pebble on disk) sharing a
@@ -73,12 +74,19 @@ func newDisputePair(t *testing.T) *dpair {
 // returns the commitment, ACTIVE on both nodes.
 func (d *dpair) deal(t *testing.T, deliverBy time.Time) string {
 	t.Helper()
+	return d.dealWith(t, deliverBy, "")
+}
+
+// dealWith is deal with extra terms fields (JSON members, each followed
+// by a comma).
+func (d *dpair) dealWith(t *testing.T, deliverBy time.Time, extra string) string {
+	t.Helper()
 	ctx := context.Background()
 	s, err := d.buyerNode.OpenSession(ctx, d.buyer, api.OpenSessionRequest{To: d.vendor})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tm := json.RawMessage(fmt.Sprintf(`{"resource":"gpu-hours","quantity":"1000","unit":"hour","unitPrice":"2.55","currency":"USD","deliverBy":%q,"penalty":"5%% per day late"}`,
+	tm := json.RawMessage(fmt.Sprintf(`{`+extra+`"resource":"gpu-hours","quantity":"1000","unit":"hour","unitPrice":"2.55","currency":"USD","deliverBy":%q,"penalty":"5%% per day late"}`,
 		deliverBy.UTC().Truncate(time.Millisecond).Format(time.RFC3339Nano)))
 	if _, err := d.buyerNode.SendMessage(ctx, d.buyer, s.SessionID, api.SendMessageRequest{Performative: "PROPOSE", Terms: tm}); err != nil {
 		t.Fatal(err)
@@ -235,6 +243,20 @@ func TestRemedyRejectedEscalates(t *testing.T) {
 	if c := commitmentState(t, d.vendorNode, id); c.State != "DISPUTED" {
 		t.Fatalf("commitment %s", c.State)
 	}
+
+	// With an arbiter of a third organisation in the terms, a rejection
+	// escalates to it: ESCALATED on both nodes, waiting for its ruling.
+	arbiter := protocoltest.FixtureParty("dispute-arbiter", "arbiter").Agent().String()
+	id2 := d.dealWith(t, d.clock().Add(time.Hour), fmt.Sprintf(`"arbiter":%q,`, arbiter))
+	f2, err := d.buyerNode.FileDispute(ctx, d.buyer, id2, api.FileDisputeRequest{Grounds: "non_delivery", Severity: 3, Claim: "refund"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err = d.vendorNode.DisputeStep(ctx, d.vendor, f2.DisputeID, "reject", api.DisputeStepRequest{})
+	if err != nil || got.State != "ESCALATED" || got.Arbiter != arbiter {
+		t.Fatalf("reject with an arbiter: %+v, %v", got, err)
+	}
+	awaitDispute(t, d.buyerNode, id2, "ESCALATED")
 }
 
 // TestCancelByBoth: a cancellation asked by one party changes nothing
