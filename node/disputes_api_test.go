@@ -41,11 +41,11 @@ func TestDisputesThroughTheAPI(t *testing.T) {
 	}
 	admin := client.New(d.buyerNode.APIURL(), tok)
 
-	size := d.buyerNode.led.Size()
+	size := recordedSize(t, d.buyerNode)
 	if _, err := admin.SetDisputePolicy(ctx, api.DisputePolicy{OnBreach: "sometimes"}); !errors.Is(err, client.ErrBadRequest) {
 		t.Fatalf("bad policy: %v", err)
 	}
-	if d.buyerNode.led.Size() != size {
+	if recordedSize(t, d.buyerNode) != size {
 		t.Fatal("a refused policy was recorded")
 	}
 	p, err := admin.SetDisputePolicy(ctx, api.DisputePolicy{OnBreach: "ask", NegotiateFor: "3h", DefaultArbiters: []string{d.vendor}})

@@ -67,7 +67,7 @@ func TestDisputeWireRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	later := filing(func(f *protocol.Dispute) { f.Time = f.Time.Add(time.Hour) })
-	size, fp := buyer.led.Size(), fingerprint(t, buyer)
+	size, fp := recordedSize(t, buyer), fingerprint(t, buyer)
 	for _, tc := range []struct {
 		name string
 		from peer.ID
@@ -94,8 +94,8 @@ func TestDisputeWireRefusals(t *testing.T) {
 			t.Errorf("%s: refusals counted %v, want %v", tc.name, got, before+1)
 		}
 	}
-	if buyer.led.Size() != size {
-		t.Fatalf("ledger grew from %d to %d on refused input", size, buyer.led.Size())
+	if recordedSize(t, buyer) != size {
+		t.Fatalf("ledger grew from %d to %d on refused input", size, recordedSize(t, buyer))
 	}
 	assertUnchanged(t, "refused dispute input", buyer, fp)
 	if ds, _ := buyer.Disputes(ctx, api.Principal{Admin: true}); len(ds) != 0 {
@@ -109,13 +109,13 @@ func TestDisputeWireRefusals(t *testing.T) {
 	if r := send(vendorPeer, &wireReq{Type: wireDispute, Filing: good}); r.Code != "" {
 		t.Fatalf("filing: %s %s", r.Code, r.Message)
 	}
-	size = buyer.led.Size()
-	if r := send(vendorPeer, &wireReq{Type: wireDispute, Filing: good}); r.Code != "" || buyer.led.Size() != size {
-		t.Fatalf("resend: %q, ledger %d → %d", r.Code, size, buyer.led.Size())
+	size = recordedSize(t, buyer)
+	if r := send(vendorPeer, &wireReq{Type: wireDispute, Filing: good}); r.Code != "" || recordedSize(t, buyer) != size {
+		t.Fatalf("resend: %q, ledger %d → %d", r.Code, size, recordedSize(t, buyer))
 	}
 	again := filing(func(f *protocol.Dispute) { f.Claim = "pay now" })
-	if r := send(vendorPeer, &wireReq{Type: wireDispute, Filing: again}); r.Code != protocol.CodeDuplicate || buyer.led.Size() != size {
-		t.Fatalf("second filing: %q, ledger %d → %d", r.Code, size, buyer.led.Size())
+	if r := send(vendorPeer, &wireReq{Type: wireDispute, Filing: again}); r.Code != protocol.CodeDuplicate || recordedSize(t, buyer) != size {
+		t.Fatalf("second filing: %q, ledger %d → %d", r.Code, size, recordedSize(t, buyer))
 	}
 }
 

@@ -267,13 +267,13 @@ func TestCancelByBoth(t *testing.T) {
 	d := newDisputePair(t)
 	ctx := context.Background()
 	id := d.deal(t, d.clock().Add(time.Hour))
-	size := d.vendorNode.led.Size()
+	size := recordedSize(t, d.vendorNode)
 	c, err := d.buyerNode.CancelCommitment(ctx, d.buyer, id)
 	if err != nil || c.State != "ACTIVE" {
 		t.Fatalf("first ask: %s, %v", c.State, err)
 	}
-	if s := commitmentState(t, d.vendorNode, id); s.State != "ACTIVE" || d.vendorNode.led.Size() != size {
-		t.Fatalf("after one ask the vendor holds %s, ledger %d → %d", s.State, size, d.vendorNode.led.Size())
+	if s := commitmentState(t, d.vendorNode, id); s.State != "ACTIVE" || recordedSize(t, d.vendorNode) != size {
+		t.Fatalf("after one ask the vendor holds %s, ledger %d → %d", s.State, size, recordedSize(t, d.vendorNode))
 	}
 	c, err = d.vendorNode.CancelCommitment(ctx, d.vendor, id)
 	if err != nil || c.State != "CANCELLED" {
