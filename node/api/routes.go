@@ -333,6 +333,17 @@ func routes() []*route {
 			raw: serveEvents,
 		},
 		{
+			Method: "GET", Path: "/v1/events/recent", Access: accessAgent, Status: 200,
+			Summary:  "The calling agent's events after an id that the node still holds, without waiting (a poll).",
+			Query:    typeOf[RecentQuery](),
+			Response: typeOf[RecentEvents](),
+			Errors:   []int{400, 403},
+			Description: "The events GET /v1/events would replay after ?since=N (default 0), as one JSON answer: " +
+				"for a client that cannot hold a stream open. Ask again with since=newest for what comes later; " +
+				"gap says some events after N are no longer held.",
+			json: recentEvents,
+		},
+		{
 			Method: "GET", Path: "/v1/commitments", Access: accessParty, Status: 200,
 			Summary:  "List the commitments the caller is a party to (admin: all).",
 			Response: typeOf[CommitmentList](),

@@ -269,3 +269,10 @@ func (c *Client) RevokeOrg(ctx context.Context, peerID string) (api.Consent, err
 	var v api.Consent
 	return v, c.Do(ctx, http.MethodPost, "/v1/orgs/"+url.PathEscape(peerID)+"/revoke", nil, &v)
 }
+
+// RecentEvents returns the agent's events after the event id since that
+// the node still holds, without waiting (GET /v1/events/recent).
+func (c *Client) RecentEvents(ctx context.Context, since uint64) (api.RecentEvents, error) {
+	var r api.RecentEvents
+	return r, c.Do(ctx, http.MethodGet, "/v1/events/recent?since="+strconv.FormatUint(since, 10), nil, &r)
+}
