@@ -2,6 +2,8 @@ package cli
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
@@ -28,7 +30,7 @@ func adminClient(home string) (*client.Client, error) {
 func (a *app) agentAddCommand() *cobra.Command {
 	var home, desc string
 	var caps []string
-	var asJSON bool
+	var asJSON, save bool
 	cmd := &cobra.Command{
 		Use:   "add NAME --home DIR [--capability C]... [--description TEXT]",
 		Short: "Create an agent on a running node and print its id and token",
@@ -48,6 +50,11 @@ The token is shown once: the agent uses it for every call to the node's API.`,
 			if err != nil {
 				return err
 			}
+			if save {
+				if err := saveAgentToken(home, args[0], res.Token); err != nil {
+					return err
+				}
+			}
 			if asJSON {
 				return printJSON(a.stdout, res)
 			}
@@ -60,7 +67,18 @@ The token is shown once: the agent uses it for every call to the node's API.`,
 	f.StringSliceVar(&caps, "capability", nil, "a capability the agent offers, e.g. compute.gpu-hours (repeatable)")
 	f.StringVar(&desc, "description", "", "what the agent does")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON: {agentId, token}")
+	f.BoolVar(&save, "save-token", false, "also keep the token in DIR/agents/NAME.token (0600), where asp mcp finds it")
 	return cmd
+}
+
+// saveAgentToken writes an agent's token to the node's home, readable by
+// its owner only, as the admin token is.
+func saveAgentToken(home, name, token string) error {
+	p := agentTokenFile(home, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(p, []byte(token+"\n"), 0o600)
 }
 
 func (a *app) agentListCommand() *cobra.Command {

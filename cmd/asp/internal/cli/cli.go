@@ -60,6 +60,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // app holds what every subcommand shares.
 type app struct {
 	stdout, stderr io.Writer
+	// stdin is read by asp mcp; nil means os.Stdin.
+	stdin io.Reader
 
 	logLevel  string
 	logFormat string
@@ -124,6 +126,7 @@ Start with:  asp testnet --nodes 3 --dir /tmp/asp-testnet --demo`,
 		a.discoverCommand(),
 		a.trustCommand(),
 		a.eventsCommand(),
+		a.mcpCommand(),
 	)
 	a.wrap(root)
 	return root
