@@ -19,7 +19,6 @@ import (
 
 	"github.com/aspnode/asp/ledger"
 	"github.com/aspnode/asp/node/api"
-	"github.com/aspnode/asp/node/mcp"
 	"github.com/aspnode/asp/p2p"
 	"github.com/aspnode/asp/protocol"
 	"github.com/aspnode/asp/registry"
@@ -231,7 +230,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		if err := n.recover(ctx); err != nil {
 			return fmt.Errorf("recover from ledger: %w", err)
 		}
-		n.handler = mcp.Mount(api.New(n, api.WithRegisterer(n.reg), api.WithLogger(n.log)), n.Authenticate)
+		n.handler = n.apiHandler()
 		n.log.Info("ready", "peer", n.peerID, "transport", "harness")
 		return nil
 	}
@@ -273,7 +272,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.startEquivocations(); err != nil {
 		return fmt.Errorf("checkpoints topic: %w", err)
 	}
-	n.handler = mcp.Mount(api.New(n, api.WithRegisterer(n.reg), api.WithLogger(n.log)), n.Authenticate)
+	n.handler = n.apiHandler()
 	if !n.opts.noAPI {
 		if err := n.serveAPI(); err != nil {
 			return err

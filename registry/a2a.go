@@ -11,7 +11,9 @@ import (
 // A2A rendering of a card: the AgentCard document of the A2A protocol
 // (version A2AProtocolVersion), so A2A clients can read what an agent
 // offers. Each capability becomes a skill; the signed ASP card rides in a
-// capabilities extension (A2ACardExtension) for clients that verify it.
+// capabilities extension (A2ACardExtension) for clients that verify it,
+// with the agent id, protocol version and certificate expiry beside it (an
+// AgentCard has no free-form metadata field).
 
 // A2AProtocolVersion is the A2A protocol version the document follows.
 const A2AProtocolVersion = "0.3.0"
@@ -24,19 +26,18 @@ const A2ATransport = "ASP+libp2p"
 
 // A2ACard is an A2A AgentCard document.
 type A2ACard struct {
-	ProtocolVersion      string            `json:"protocolVersion"`
-	Name                 string            `json:"name"`
-	Description          string            `json:"description"`
-	URL                  string            `json:"url"`
-	PreferredTransport   string            `json:"preferredTransport"`
-	AdditionalInterfaces []A2AInterface    `json:"additionalInterfaces,omitempty"`
-	Provider             A2AProvider       `json:"provider"`
-	Version              string            `json:"version"`
-	Capabilities         A2ACapabilities   `json:"capabilities"`
-	DefaultInputModes    []string          `json:"defaultInputModes"`
-	DefaultOutputModes   []string          `json:"defaultOutputModes"`
-	Skills               []A2ASkill        `json:"skills"`
-	Metadata             map[string]string `json:"metadata,omitempty"`
+	ProtocolVersion      string          `json:"protocolVersion"`
+	Name                 string          `json:"name"`
+	Description          string          `json:"description"`
+	URL                  string          `json:"url"`
+	PreferredTransport   string          `json:"preferredTransport"`
+	AdditionalInterfaces []A2AInterface  `json:"additionalInterfaces,omitempty"`
+	Provider             A2AProvider     `json:"provider"`
+	Version              string          `json:"version"`
+	Capabilities         A2ACapabilities `json:"capabilities"`
+	DefaultInputModes    []string        `json:"defaultInputModes"`
+	DefaultOutputModes   []string        `json:"defaultOutputModes"`
+	Skills               []A2ASkill      `json:"skills"`
 }
 
 // A2AInterface is a URL and the transport it speaks.
@@ -93,16 +94,16 @@ func (c *Card) A2A(url string) *A2ACard {
 		Capabilities: A2ACapabilities{Extensions: []A2AExtension{{
 			URI:         A2ACardExtension,
 			Description: "Signed ASP agent card; verify it with the organization key embedded in its org peer id.",
-			Params:      map[string]any{"card": json.RawMessage(mustJSON(c))},
+			Params: map[string]any{
+				"card":     json.RawMessage(mustJSON(c)),
+				"agentId":  c.AgentID,
+				"protocol": protocol.Version,
+				"notAfter": protocol.FormatTime(c.NotAfter),
+			},
 		}}},
 		DefaultInputModes:  []string{"application/asp+json"},
 		DefaultOutputModes: []string{"application/asp+json"},
 		Skills:             []A2ASkill{},
-		Metadata: map[string]string{
-			"agentId":  c.AgentID,
-			"protocol": protocol.Version,
-			"notAfter": protocol.FormatTime(c.NotAfter),
-		},
 	}
 	for _, e := range c.Endpoints {
 		d.AdditionalInterfaces = append(d.AdditionalInterfaces, A2AInterface{URL: e, Transport: A2ATransport})
