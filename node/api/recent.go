@@ -1,5 +1,11 @@
 package api
 
+// CardQuery is the query of GET /v1/agents/{agentId}/card.
+type CardQuery struct {
+	// Format "a2a" answers the card as an A2A AgentCard.
+	Format string `json:"format,omitempty"`
+}
+
 // RecentQuery is the query of GET /v1/events/recent.
 type RecentQuery struct {
 	// Since returns the events after this event id (default 0: all the

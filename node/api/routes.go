@@ -133,6 +133,10 @@ func routes() []*route {
 			Summary:     "The signed agent card of any agent (agent id URL-encoded).",
 			ContentType: "application/json",
 			Errors:      []int{404},
+			Query:       typeOf[CardQuery](),
+			Description: "With ?format=a2a the answer is the card's A2A AgentCard, the signed card inside its " +
+				"urn:asp:card:1.0 extension (served beside the API, as are /.well-known/agent-card.json, the A2A card " +
+				"of one of the node's agents without a token, and MCP over Streamable HTTP at /mcp with an agent token).",
 			raw: func(c *call) error {
 				card, err := c.h.b.AgentCard(c.ctx(), c.params["agentId"])
 				if err != nil {

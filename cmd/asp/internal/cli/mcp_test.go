@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -18,15 +20,53 @@ import (
 	"github.com/aspnode/asp/testnet/scenario"
 )
 
-// asp mcp serves an agent over stdio: the go-sdk's MCP client, speaking
-// to it through pipes as a desktop LLM client does through the process's
-// stdin and stdout, discovers the vendor, opens a session and proposes;
-// the vendor accepts; the buyer reads the session with its commitment.
+// readmeMCP returns the README's commands for an LLM client ("Connect
+// your agent"): the agent add command and the MCP server's args from the
+// client configuration, with the README's home replaced by home.
+func readmeMCP(t *testing.T, home string) (add, serve []string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const readmeHome = "/srv/asp/acme"
+	text := strings.ReplaceAll(string(b), readmeHome, home)
+	addRe := regexp.MustCompile("(?m)^asp (agent add buyer .*)$")
+	m := addRe.FindStringSubmatch(text)
+	if m == nil {
+		t.Fatal("README has no asp agent add line for the MCP client")
+	}
+	cfg := regexp.MustCompile("(?s)```json\\n(\\{\\n  \"mcpServers\".*?)```").FindStringSubmatch(text)
+	if cfg == nil {
+		t.Fatal("README has no MCP client configuration")
+	}
+	var c struct {
+		MCPServers map[string]struct {
+			Command string   `json:"command"`
+			Args    []string `json:"args"`
+		} `json:"mcpServers"`
+	}
+	if err := json.Unmarshal([]byte(cfg[1]), &c); err != nil {
+		t.Fatalf("README's MCP configuration: %v", err)
+	}
+	srv, ok := c.MCPServers["asp-buyer"]
+	if !ok || srv.Command != "asp" {
+		t.Fatalf("README's MCP configuration: %+v", c)
+	}
+	return strings.Fields(m[1]), srv.Args
+}
+
+// asp mcp serves an agent over stdio, started as the README configures an
+// LLM client: the go-sdk's MCP client, speaking to it through pipes as a
+// desktop LLM client does through the process's stdin and stdout,
+// discovers the vendor, opens a session and proposes; the vendor accepts;
+// the buyer reads the session with its commitment.
 func TestMCPStdio(t *testing.T) {
 	net := testnet.New(t, 2)
 	home0, home1 := net.Nodes[0].Home, net.Nodes[1].Home
-	if code, _, stderr := run(t, "agent", "add", "buyer", "--home", home0, "--save-token"); code != ExitOK {
-		t.Fatalf("agent add buyer: %s", stderr)
+	addArgs, serveArgs := readmeMCP(t, home0)
+	if code, _, stderr := run(t, addArgs...); code != ExitOK {
+		t.Fatalf("%v: %s", addArgs, stderr)
 	}
 	code, stdout, stderr := run(t, "agent", "add", "vendor", "--home", home1, "--capability", "compute.gpu-hours", "--save-token", "--json")
 	if code != ExitOK {
@@ -48,7 +88,7 @@ func TestMCPStdio(t *testing.T) {
 	var errOut bytes.Buffer
 	a := &app{stdin: inR, stdout: outW, stderr: &errOut}
 	root := a.rootCommand()
-	root.SetArgs([]string{"mcp", "--home", home0, "--agent", "buyer"})
+	root.SetArgs(serveArgs)
 	root.SetContext(ctx)
 	done := make(chan error, 1)
 	go func() {
