@@ -33,7 +33,7 @@ client starts this command and speaks JSON-RPC on its stdin and stdout.
 The tools (discover_agents, get_trust, open_session, send_move, read_session,
 list_commitments, act_on_commitment, read_events...) call the node's API as
 the agent. The API's address comes from DIR/api (the node must be running);
-the agent's token from --token-file, else $ASP_AGENT_TOKEN, else
+the agent's token from --token-file, else $ASP_TOKEN, else
 DIR/agents/NAME.token (written by: asp agent add NAME --save-token).
 
 The same tools are served over Streamable HTTP at /mcp on the node's API,
@@ -72,14 +72,14 @@ with the agent's token as the bearer token.`,
 	f := cmd.Flags()
 	f.StringVar(&home, "home", "", "home of the running node (required)")
 	f.StringVar(&agent, "agent", "", "name of the agent to act as (required)")
-	f.StringVar(&tokenFile, "token-file", "", "file holding the agent's token (default $ASP_AGENT_TOKEN, else DIR/agents/NAME.token)")
+	f.StringVar(&tokenFile, "token-file", "", "file holding the agent's token (default $ASP_TOKEN, else DIR/agents/NAME.token)")
 	return cmd
 }
 
 // agentToken finds the agent's bearer token.
 func agentToken(home, agent, file string) (string, error) {
 	if file == "" {
-		if tok := strings.TrimSpace(os.Getenv("ASP_AGENT_TOKEN")); tok != "" {
+		if tok := strings.TrimSpace(os.Getenv(tokenEnv)); tok != "" {
 			return tok, nil
 		}
 		file = agentTokenFile(home, agent)
@@ -87,7 +87,7 @@ func agentToken(home, agent, file string) (string, error) {
 	b, err := os.ReadFile(file)
 	if errors.Is(err, os.ErrNotExist) {
 		return "", fmt.Errorf("no token for agent %s: %s does not exist (create the agent with: asp agent add %s --home %s --save-token, "+
-			"or pass --token-file or $ASP_AGENT_TOKEN)", agent, file, agent, home)
+			"or pass --token-file or $ASP_TOKEN)", agent, file, agent, home)
 	}
 	if err != nil {
 		return "", err

@@ -158,7 +158,7 @@ func TestMCPStdio(t *testing.T) {
 // asp mcp says where the agent's token should be when it has none.
 func TestMCPWithoutToken(t *testing.T) {
 	net := testnet.New(t, 1)
-	t.Setenv("ASP_AGENT_TOKEN", "")
+	t.Setenv(tokenEnv, "")
 	code, _, stderr := run(t, "mcp", "--home", net.Nodes[0].Home, "--agent", "ghost")
 	if code != ExitFailure || !strings.Contains(stderr, "--save-token") {
 		t.Fatalf("exit %d: %s", code, stderr)
