@@ -130,6 +130,10 @@ func VerifyProtocolBody(e Entry) error {
 		if _, err := DecodePolicy(e.Body); err != nil {
 			return err
 		}
+	case KindBusinessEvent:
+		if err := verifyBusinessEvent(e); err != nil {
+			return fmt.Errorf("business event: %w", err)
+		}
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package ledger
 import (
 	"bytes"
 	"crypto/ed25519"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sync"
@@ -495,4 +496,142 @@ func (r *CommitmentRefs) Check() error {
 		return nil
 	}
 	return bad
+}
+
+// KindBusinessEvent records an event of the organisation's own business
+// that one of its agents asked its node to put on the chain ("order.created",
+// "shipment.created"), beside the protocol's records. Body: BusinessEvent.
+const KindBusinessEvent Kind = 40
+
+// Bounds of a business event.
+const (
+	MaxBusinessEventType = 64
+	MaxBusinessEventData = 16 << 10
+)
+
+// businessEventDomain separates the signature of a business event from
+// every other signature of an agent key.
+const businessEventDomain = "asp/business-event/1\x00"
+
+// BusinessEvent is the body of a KindBusinessEvent record: an event an
+// agent signed. Encoding: a CBOR map {1: type, 2: agentId, 3: commitmentId
+// (omitted when none), 4: data (compact JSON bytes of an object), 5: time
+// (protocol.FormatTime), 6: certificate (canonical CBOR of the agent's
+// protocol.Certificate), 7: signature}; the signature is the agent key's
+// Ed25519 signature over businessEventDomain followed by the encoding of
+// the same map without 7.
+//
+// Who could forge one: the signature needs the agent's key, which its node
+// holds, so the node's operator can write any event of its own agents (it
+// is that organisation's word, as its agents' moves are) but no one else
+// can, and no event of another organisation's agents: the certificate must
+// be signed by the organisation the agent id names, and VerifyProtocolBody
+// checks it at the signed time. Replaying an event copies it into a ledger
+// (its signature still holds); a copy in another organisation's ledger is
+// told apart by its agent id, and two equal entries by their index. The
+// signed time is the agent's claim: the node sets it to its clock when it
+// records the event, and the entry's position in the chain (and the
+// checkpoints that witnessed it) bounds it. Withholding an event is the
+// organisation's choice: these are its own records.
+type BusinessEvent struct {
+	Type         string `cbor:"1,keyasint"`
+	AgentID      string `cbor:"2,keyasint"`
+	CommitmentID string `cbor:"3,keyasint,omitempty"`
+	Data         []byte `cbor:"4,keyasint"`
+	Time         string `cbor:"5,keyasint"`
+	Certificate  []byte `cbor:"6,keyasint"`
+	Signature    []byte `cbor:"7,keyasint,omitempty"`
+}
+
+// signedBytes are what the agent signs.
+func (ev BusinessEvent) signedBytes() []byte {
+	ev.Signature = nil
+	return append([]byte(businessEventDomain), encodeRecord(ev)...)
+}
+
+// SignBusinessEvent fills in ev's signature with the agent's key.
+func SignBusinessEvent(ev BusinessEvent, key ed25519.PrivateKey) BusinessEvent {
+	ev.Signature = ed25519.Sign(key, ev.signedBytes())
+	return ev
+}
+
+// EncodeBusinessEvent returns the body of a KindBusinessEvent record.
+func EncodeBusinessEvent(ev BusinessEvent) []byte { return encodeRecord(ev) }
+
+// CheckBusinessEvent checks the shape of an event before it is signed: a
+// type of 1 to MaxBusinessEventType characters of [a-z0-9._-] starting
+// with a letter, data a JSON object of at most MaxBusinessEventData bytes.
+func CheckBusinessEvent(typ string, data []byte) error {
+	if typ == "" || len(typ) > MaxBusinessEventType || typ[0] < 'a' || typ[0] > 'z' {
+		return fmt.Errorf("%w: business event type %q: 1 to %d characters, starting with a lowercase letter", protocol.ErrMalformed, typ, MaxBusinessEventType)
+	}
+	for _, r := range typ {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return fmt.Errorf("%w: business event type %q: only a-z, 0-9, '.', '_' and '-'", protocol.ErrMalformed, typ)
+		}
+	}
+	if len(data) > MaxBusinessEventData {
+		return fmt.Errorf("%w: business event data of %d bytes exceeds %d", protocol.ErrMalformed, len(data), MaxBusinessEventData)
+	}
+	if len(data) == 0 || data[0] != '{' || !json.Valid(data) {
+		return fmt.Errorf("%w: business event data must be a JSON object", protocol.ErrMalformed)
+	}
+	return nil
+}
+
+// DecodeBusinessEvent reads the body of a KindBusinessEvent record and
+// checks its shape (not its signature: VerifyProtocolBody does).
+func DecodeBusinessEvent(b []byte) (BusinessEvent, error) {
+	var ev BusinessEvent
+	if err := decodeRecord("business event", b, &ev); err != nil {
+		return BusinessEvent{}, err
+	}
+	if err := CheckBusinessEvent(ev.Type, ev.Data); err != nil {
+		return BusinessEvent{}, err
+	}
+	if _, err := protocol.ParseAgentID(ev.AgentID); err != nil {
+		return BusinessEvent{}, fmt.Errorf("%w: business event: %w", protocol.ErrMalformed, err)
+	}
+	if _, err := protocol.ParseTime(ev.Time); err != nil {
+		return BusinessEvent{}, fmt.Errorf("%w: business event time: %w", protocol.ErrMalformed, err)
+	}
+	if len(ev.Certificate) == 0 || len(ev.Signature) != ed25519.SignatureSize {
+		return BusinessEvent{}, fmt.Errorf("%w: business event without a certificate and a %d-byte signature", protocol.ErrMalformed, ed25519.SignatureSize)
+	}
+	return ev, nil
+}
+
+// BusinessEventRecord is a KindBusinessEvent record of a signed event,
+// under its commitment if it names one.
+func BusinessEventRecord(t time.Time, ev BusinessEvent) Record {
+	return Record{Kind: KindBusinessEvent, Time: t, Commitment: ev.CommitmentID, Body: EncodeBusinessEvent(ev)}
+}
+
+// verifyBusinessEvent is VerifyProtocolBody for KindBusinessEvent: well
+// formed, a certificate of its agent signed by the agent's organisation
+// and valid at the signed time, the agent's signature, and the entry's
+// commitment that of the event.
+func verifyBusinessEvent(e Entry) error {
+	ev, err := DecodeBusinessEvent(e.Body)
+	if err != nil {
+		return err
+	}
+	var cert protocol.Certificate
+	if err := cert.UnmarshalCBOR(ev.Certificate); err != nil {
+		return fmt.Errorf("certificate: %w", err)
+	}
+	at, _ := protocol.ParseTime(ev.Time)
+	if err := cert.Verify(at); err != nil {
+		return err
+	}
+	if cert.AgentID != ev.AgentID {
+		return fmt.Errorf("%w: business event of %s carries the certificate of %s", protocol.ErrBadCertificate, ev.AgentID, cert.AgentID)
+	}
+	if !ed25519.Verify(cert.PublicKey, ev.signedBytes(), ev.Signature) {
+		return fmt.Errorf("%w: business event of %s", protocol.ErrBadSignature, ev.AgentID)
+	}
+	if e.Commitment != ev.CommitmentID {
+		return fmt.Errorf("entry names commitment %q, its business event %q", e.Commitment, ev.CommitmentID)
+	}
+	return nil
 }
