@@ -141,6 +141,7 @@ func samples(sid string) map[string]sample {
 		"POST /v1/sessions/{sessionId}/decline":       {"/v1/sessions/" + sid + "/decline", "", vendorToken},
 		"GET /v1/events":                              {"/v1/events", "", buyerToken},
 		"GET /v1/events/recent":                       {"/v1/events/recent?since=0", "", buyerToken},
+		"POST /v1/audit/events":                       {"/v1/audit/events", `{"type":"order.created","data":{}}`, buyerToken},
 		"GET /v1/commitments":                         {"/v1/commitments", "", buyerToken},
 		"GET /v1/commitments/{commitmentId}":          {"/v1/commitments/cmt_1", "", vendorToken},
 		"POST /v1/commitments/{commitmentId}/fulfill": {"/v1/commitments/cmt_1/fulfill", `{"evidence":{"hours":1000}}`, vendorToken},

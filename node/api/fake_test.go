@@ -364,3 +364,10 @@ func (f *fake) RevokeOrg(ctx context.Context, org string) (Consent, error) {
 	f.consent.Deny = append(f.consent.Deny, org)
 	return f.consent, nil
 }
+
+func (f *fake) RecordAuditEvent(ctx context.Context, agent string, req AuditEventRequest) (AuditEventResult, error) {
+	if req.Type == "" {
+		return AuditEventResult{}, BadRequest("type is required")
+	}
+	return AuditEventResult{Index: 7, Hash: "00"}, nil
+}

@@ -315,6 +315,7 @@ func routes() []*route {
 		},
 		invitationRoute("accept", true),
 		invitationRoute("decline", false),
+		auditEventRoute(),
 		{
 			Method: "GET", Path: "/v1/events", Access: accessAgent,
 			Summary:     "Server-sent events for the calling agent: session, message, commitment, trust, dispute.",

@@ -276,3 +276,10 @@ func (c *Client) RecentEvents(ctx context.Context, since uint64) (api.RecentEven
 	var r api.RecentEvents
 	return r, c.Do(ctx, http.MethodGet, "/v1/events/recent?since="+strconv.FormatUint(since, 10), nil, &r)
 }
+
+// RecordEvent appends an event of the organisation's own business, signed
+// by the agent, to its node's ledger (POST /v1/audit/events).
+func (c *Client) RecordEvent(ctx context.Context, req api.AuditEventRequest) (api.AuditEventResult, error) {
+	var r api.AuditEventResult
+	return r, c.Do(ctx, http.MethodPost, "/v1/audit/events", req, &r)
+}
