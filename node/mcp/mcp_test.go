@@ -143,7 +143,7 @@ func TestMCPOverHTTPClosesADeal(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"discover_agents", "get_agent_card", "get_trust", "open_session", "list_sessions",
-		"read_session", "send_move", "list_commitments", "read_commitment", "act_on_commitment", "read_events"} {
+		"read_session", "send_move", "list_commitments", "read_commitment", "act_on_commitment", "read_events", "record_business_event"} {
 		if !slices.Contains(names, want) {
 			t.Errorf("tools/list lacks %s (has %v)", want, names)
 		}
@@ -203,6 +203,31 @@ func TestMCPOverHTTPClosesADeal(t *testing.T) {
 	call(t, ctx, v, "list_commitments", nil, &list)
 	if len(list.Commitments) != 1 || list.Commitments[0].CommitmentID != acc.CommitmentID {
 		t.Fatalf("vendor's list_commitments: %+v", list.Commitments)
+	}
+	// The vendor claims fulfilment, the buyer confirms it.
+	var cm api.CommitmentInfo
+	call(t, ctx, v, "act_on_commitment", map[string]any{"commitment_id": acc.CommitmentID, "action": "fulfill",
+		"note": "delivered", "evidence": map[string]any{"invoice": "INV-7"}}, &cm)
+	net.Await("the buyer's node holds the fulfilment claim", func() bool {
+		text, isErr := callRaw(t, ctx, b, "read_commitment", map[string]any{"commitment_id": acc.CommitmentID})
+		return !isErr && json.Unmarshal([]byte(text), &cm) == nil && cm.State == "FULFILLMENT_CLAIMED"
+	})
+	call(t, ctx, b, "act_on_commitment", map[string]any{"commitment_id": acc.CommitmentID, "action": "confirm"}, &cm)
+	if cm.State != "FULFILLED" {
+		t.Fatalf("after confirm: %s", cm.State)
+	}
+	if text, isErr := callRaw(t, ctx, b, "act_on_commitment", map[string]any{"commitment_id": acc.CommitmentID, "action": "pay"}); !isErr || !strings.Contains(text, "fulfill, confirm or dispute") {
+		t.Fatalf("an unknown action: isError=%v %q", isErr, text)
+	}
+
+	var rec api.AuditEventResult
+	call(t, ctx, v, "record_business_event", map[string]any{"type": "order.accepted", "commitment_id": acc.CommitmentID,
+		"data": map[string]any{"order": "PO-1042"}}, &rec)
+	if len(rec.Hash) != 64 {
+		t.Fatalf("record_business_event: %+v", rec)
+	}
+	if text, isErr := callRaw(t, ctx, v, "record_business_event", map[string]any{"type": "Not A Type"}); !isErr || !strings.Contains(text, "bad_request") {
+		t.Fatalf("a bad event type: isError=%v %q", isErr, text)
 	}
 	if n, err := strconv.ParseUint(vendorAfter, 10, 64); err != nil || n == 0 {
 		t.Fatalf("read_events newest %q is not an event id", vendorAfter)

@@ -127,6 +127,12 @@ type eventsIn struct {
 	WaitSeconds int    `json:"wait_seconds,omitempty" jsonschema:"when there is no event yet, wait up to this many seconds (0 to 60) for one"`
 }
 
+type businessIn struct {
+	Type         string         `json:"type" jsonschema:"the event's type: lowercase letters, digits, '.', '_' or '-', starting with a letter (order.created)"`
+	CommitmentID string         `json:"commitment_id,omitempty" jsonschema:"the commitment the event is about, if any (one of yours)"`
+	Data         map[string]any `json:"data,omitempty" jsonschema:"the event's details, a JSON object of at most 16 KiB; write amounts as strings"`
+}
+
 type noIn struct{}
 
 func (t *tools) register(s *mcp.Server) {
@@ -249,6 +255,23 @@ func (t *tools) register(s *mcp.Server) {
 			default:
 				return nil, nil, fmt.Errorf("action must be fulfill, confirm or dispute, not %q", in.Action)
 			}
+			if err != nil {
+				return nil, nil, toolError(err, "")
+			}
+			return jsonResult(r)
+		})
+	mcp.AddTool(s, &mcp.Tool{Name: "record_business_event",
+		Description: "Put an event of your organisation's own business on your node's tamper-evident ledger, signed by you: " +
+			"for example order.created or shipment.created, with its details, about one of your commitments if you name it."},
+		func(ctx context.Context, _ *mcp.CallToolRequest, in businessIn) (*mcp.CallToolResult, any, error) {
+			data, err := json.Marshal(in.Data)
+			if err != nil {
+				return nil, nil, err
+			}
+			if in.Data == nil {
+				data = []byte("{}")
+			}
+			r, err := t.c.RecordEvent(ctx, api.AuditEventRequest{Type: in.Type, CommitmentID: in.CommitmentID, Data: data})
 			if err != nil {
 				return nil, nil, toolError(err, "")
 			}
