@@ -204,6 +204,26 @@ func TestMCPOverHTTPClosesADeal(t *testing.T) {
 	if len(list.Commitments) != 1 || list.Commitments[0].CommitmentID != acc.CommitmentID {
 		t.Fatalf("vendor's list_commitments: %+v", list.Commitments)
 	}
+	// The same, as resources.
+	rr, err := v.ReadResource(ctx, &mcp.ReadResourceParams{URI: "asp://sessions/" + s.SessionID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rs sessionView
+	if len(rr.Contents) != 1 || json.Unmarshal([]byte(rr.Contents[0].Text), &rs) != nil || rs.CommitmentID != acc.CommitmentID {
+		t.Fatalf("session resource: %+v", rr.Contents)
+	}
+	if rr, err = v.ReadResource(ctx, &mcp.ReadResourceParams{URI: "asp://commitments/" + acc.CommitmentID}); err != nil || !strings.Contains(rr.Contents[0].Text, acc.CommitmentID) {
+		t.Fatalf("commitment resource: %+v %v", rr, err)
+	}
+	if _, err := v.ReadResource(ctx, &mcp.ReadResourceParams{URI: "asp://commitments/cmt_none"}); err == nil {
+		t.Fatal("a commitment that does not exist reads")
+	}
+	templates, err := v.ListResourceTemplates(ctx, nil)
+	if err != nil || len(templates.ResourceTemplates) != 2 {
+		t.Fatalf("resource templates: %+v %v", templates, err)
+	}
+
 	// The vendor claims fulfilment, the buyer confirms it.
 	var cm api.CommitmentInfo
 	call(t, ctx, v, "act_on_commitment", map[string]any{"commitment_id": acc.CommitmentID, "action": "fulfill",

@@ -48,6 +48,7 @@ func NewServer(c *client.Client, agentID string) *mcp.Server {
 	})
 	t := &tools{c: c, agent: agentID}
 	t.register(s)
+	t.registerResources(s)
 	return s
 }
 
