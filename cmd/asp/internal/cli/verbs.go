@@ -14,9 +14,10 @@ import (
 )
 
 // The agent-facing verbs: what an agent does through the node's API, from
-// a shell. A verb that acts for an agent takes the agent's token (--token,
-// or ASP_TOKEN); one that only reads takes it too, or falls back to the
-// node's admin token read from its home.
+// a shell. A verb that acts for an agent takes the agent's token: --token,
+// else $ASP_TOKEN, else with --agent NAME the token `asp agent add
+// --save-token` kept in DIR/agents/NAME.token. One that only reads takes it
+// too, or falls back to the node's admin token read from its home.
 
 // tokenEnv names the environment variable holding an agent's token.
 const tokenEnv = "ASP_TOKEN"
@@ -25,6 +26,7 @@ const tokenEnv = "ASP_TOKEN"
 type nodeFlags struct {
 	home   string
 	token  string
+	agent  string
 	asJSON bool
 }
 
@@ -32,6 +34,7 @@ func (f *nodeFlags) register(cmd *cobra.Command, jsonHelp string) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.home, "home", "", "home of the running node (required)")
 	fl.StringVar(&f.token, "token", "", "the agent's bearer token (default $"+tokenEnv+")")
+	fl.StringVar(&f.agent, "agent", "", "act as this agent of the node, with the token kept by asp agent add --save-token")
 	fl.BoolVar(&f.asJSON, "json", false, "print the result as JSON: "+jsonHelp)
 }
 
@@ -42,18 +45,23 @@ func (f *nodeFlags) agentClient() (*client.Client, error) {
 		return nil, err
 	}
 	tok := f.token
+	if tok == "" && f.agent != "" {
+		if tok, err = agentToken(f.home, f.agent, ""); err != nil {
+			return nil, err
+		}
+	}
 	if tok == "" {
 		tok = os.Getenv(tokenEnv)
 	}
 	if tok == "" {
-		return nil, usageErrorf("an agent's token is required: --token TOKEN or $%s (asp agent add prints it)", tokenEnv)
+		return nil, usageErrorf("an agent's token is required: --agent NAME, --token TOKEN or $%s (asp agent add prints it)", tokenEnv)
 	}
 	return c.WithToken(tok), nil
 }
 
 // readClient acts as the agent if a token was given, else as the admin.
 func (f *nodeFlags) readClient() (*client.Client, error) {
-	if f.token != "" || os.Getenv(tokenEnv) != "" {
+	if f.token != "" || f.agent != "" || os.Getenv(tokenEnv) != "" {
 		return f.agentClient()
 	}
 	return adminClient(f.home)

@@ -15,18 +15,19 @@ func TestAgentVerbsPlayTheSeedDeal(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs two real nodes")
 	}
+	t.Setenv(tokenEnv, "")
 	net := testnet.New(t, 2)
 	bh, vh := net.Nodes[0].Home, net.Nodes[1].Home
-	add := func(home, name, capability string) api.CreateAgentResponse {
+	add := func(home, name, capability string, extra ...string) api.CreateAgentResponse {
 		t.Helper()
-		code, stdout, stderr := run(t, "agent", "add", name, "--home", home, "--capability", capability, "--json")
+		code, stdout, stderr := run(t, append([]string{"agent", "add", name, "--home", home, "--capability", capability, "--json"}, extra...)...)
 		var r api.CreateAgentResponse
 		if code != ExitOK || json.Unmarshal([]byte(stdout), &r) != nil {
 			t.Fatalf("agent add %s: exit %d: %s %s", name, code, stdout, stderr)
 		}
 		return r
 	}
-	buyer := add(bh, "buyer", "procurement")
+	buyer := add(bh, "buyer", "procurement", "--save-token")
 	vendor := add(vh, "vendor", "compute.gpu-hours")
 	must := func(args ...string) string {
 		t.Helper()
@@ -58,7 +59,8 @@ func TestAgentVerbsPlayTheSeedDeal(t *testing.T) {
 	var r api.SendMessageResult
 	decode(must("session", "send", s.SessionID, "propose", "--terms", offer("2.40"), "--home", bh, "--token", buyer.Token, "--json"), &r)
 	decode(must("session", "send", s.SessionID, "COUNTER", "--ref", r.MessageID, "--terms", offer("2.80"), "--home", vh, "--token", vendor.Token, "--json"), &r)
-	decode(must("session", "send", s.SessionID, "PROPOSE", "--terms", offer("2.55"), "--home", bh, "--token", buyer.Token, "--json"), &r)
+	// The buyer's token kept in its node's home: --agent NAME.
+	decode(must("session", "send", s.SessionID, "PROPOSE", "--terms", offer("2.55"), "--home", bh, "--agent", "buyer", "--json"), &r)
 	decode(must("session", "send", s.SessionID, "ACCEPT", "--ref", r.MessageID, "--home", vh, "--token", vendor.Token, "--json"), &r)
 	if r.CommitmentID == "" {
 		t.Fatalf("ACCEPT formed no commitment: %+v", r)
