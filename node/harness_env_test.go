@@ -382,7 +382,7 @@ func (e *henv) start(hn *hnode) string {
 	opts := []Option{
 		WithFS(hn.fs), WithClock(e.clock.now), WithoutAPI(),
 		WithRand(newHrand(fmt.Sprintf("harness rand %s %d", hn.name, hn.gen))),
-		harnessOptions(htransport{h: e.h, inst: inst}, e.h.goTracked),
+		harnessOptions(htransport{h: e.h, inst: inst}, e.h.spawnHeld),
 	}
 	if os.Getenv("HARNESS_LOG") != "" {
 		opts = append(opts, WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", hn.name)))

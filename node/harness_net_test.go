@@ -41,6 +41,10 @@ type hnet struct {
 	timedOut bool
 	closed   bool // the test is over: every request fails at once
 	queue    []*hmsg
+	// held are the nodes' background functions (Node.spawn) not yet
+	// started: each starts only once everything else has settled, one at
+	// a time, so that their requests queue in one order every run.
+	held     []func()
 	events   []string // what happened since the last command's output
 	nodes    map[string]*hnode
 	byPeer   map[peer.ID]string
@@ -117,8 +121,8 @@ func (h *hnet) wake(m *hmsg, r hreply) {
 	m.reply <- r
 }
 
-// goTracked runs f in a goroutine the harness waits for. It is also the
-// nodes' spawn option.
+// goTracked runs f in a goroutine the harness waits for (an operation a
+// command starts).
 func (h *hnet) goTracked(f func()) {
 	h.mu.Lock()
 	h.active++
@@ -127,6 +131,14 @@ func (h *hnet) goTracked(f func()) {
 		defer h.exit()
 		f()
 	}()
+}
+
+// spawnHeld is the nodes' spawn option: f waits until the step has
+// settled (quiesce starts it).
+func (h *hnet) spawnHeld(f func()) {
+	h.mu.Lock()
+	h.held = append(h.held, f)
+	h.mu.Unlock()
 }
 
 func (h *hnet) exit() {
@@ -148,8 +160,21 @@ func (h *hnet) quiesce(t testing.TB) {
 	})
 	defer timer.Stop()
 	h.mu.Lock()
-	for h.active > 0 && !h.timedOut {
-		h.cond.Wait()
+	for !h.timedOut {
+		if h.active > 0 {
+			h.cond.Wait()
+			continue
+		}
+		if len(h.held) == 0 {
+			break
+		}
+		f := h.held[0]
+		h.held = h.held[1:]
+		h.active++
+		go func() {
+			defer h.exit()
+			f()
+		}()
 	}
 	stuck := h.timedOut
 	h.mu.Unlock()
