@@ -44,11 +44,11 @@ type hnet struct {
 	// held are the nodes' background functions (Node.spawn) not yet
 	// started: each starts only once everything else has settled, one at
 	// a time, so that their requests queue in one order every run.
-	held     []func()
-	events   []string // what happened since the last command's output
-	nodes    map[string]*hnode
-	byPeer   map[peer.ID]string
-	alias    *aliases
+	held   []func()
+	events []string // what happened since the last command's output
+	nodes  map[string]*hnode
+	byPeer map[peer.ID]string
+	alias  *aliases
 }
 
 // hmsg is one request in flight.
