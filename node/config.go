@@ -89,6 +89,10 @@ type Config struct {
 	// Disputes is the dispute policy (policy.go); empty fields take
 	// their defaults.
 	Disputes DisputePolicy `yaml:"disputes,omitempty"`
+
+	// listenDefaulted is set when Listen came from the defaults, not
+	// from the file or flags (startup.go warns about every interface).
+	listenDefaulted bool
 }
 
 // WitnessConfig configures witnessing between organisations.
@@ -132,6 +136,7 @@ func (c *Config) fillDefaults() {
 	}
 	if len(c.Listen) == 0 {
 		c.Listen = d.Listen
+		c.listenDefaulted = true
 	}
 	if c.Consent == "" {
 		c.Consent = d.Consent
@@ -176,7 +181,7 @@ func (c *Config) Validate() error {
 	if _, err := resolvePolicy(c.Disputes); err != nil {
 		return fmt.Errorf("config: disputes: %w", err)
 	}
-	return nil
+	return c.validateAddrs()
 }
 
 // ErrHomeExists is returned by Init for a home that already holds a node.
@@ -269,7 +274,7 @@ func LoadConfig(home string) (Config, error) {
 	}
 	var c Config
 	if err := yaml.UnmarshalWithOptions(b, &c, yaml.Strict()); err != nil {
-		return Config{}, fmt.Errorf("%s: %w", filepath.Join(home, ConfigFile), err)
+		return Config{}, configError(filepath.Join(home, ConfigFile), b, err)
 	}
 	c.Home = home
 	c.fillDefaults()
@@ -280,7 +285,7 @@ func LoadConfig(home string) (Config, error) {
 func LoadIdentity(home string) (crypto.PrivKey, error) {
 	raw, err := os.ReadFile(filepath.Join(home, IdentityFile))
 	if err != nil {
-		return nil, fmt.Errorf("identity: %w", err)
+		return nil, identityError(home, err)
 	}
 	k, err := crypto.UnmarshalPrivateKey(raw)
 	if err != nil {

@@ -130,6 +130,8 @@ type Node struct {
 	httpSrv *http.Server
 	apiURL  string
 	handler http.Handler
+
+	lock *homeLock // the home's lock (lock.go), held while running
 }
 
 // New prepares a node from cfg. It opens nothing; Start does.
@@ -196,6 +198,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	tok, err := ReadAdminToken(home)
 	if err != nil {
 		return fmt.Errorf("admin token: %w", err)
+	}
+	if err := n.startChecks(tok); err != nil {
+		return err
 	}
 	n.adminHash = tokenHash(tok)
 
@@ -414,6 +419,7 @@ func (n *Node) close() error {
 	if n.agents.secrets != nil {
 		errs = append(errs, n.agents.secrets.Close())
 	}
+	errs = append(errs, n.lock.release())
 	return errors.Join(errs...)
 }
 

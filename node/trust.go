@@ -207,11 +207,19 @@ func (n *Node) Trust(ctx context.Context, agentID string) (api.TrustInfo, error)
 	n.ext.trust.dirty = true // an explicit question gets a fresh answer
 	n.ext.trust.snapAt = time.Time{}
 	n.ext.trust.mu.Unlock()
-	e := n.trustSnapshot().Explain(agentID)
-	return api.TrustInfo{
+	snap := n.trustSnapshot()
+	if !n.knownAgent(snap, agentID) {
+		return api.TrustInfo{}, errorf(codeNotFound, "agent %s not known here: no card and no evidence about it (find agents with GET /v1/discover)", agentID)
+	}
+	e := snap.Explain(agentID)
+	info := api.TrustInfo{
 		AgentID: agentID, Score: e.Score, Level: e.Level.String(), Completed: e.Completed,
-		Components: e.Components.Map(),
-	}, nil
+		Components: e.Components.Map(), Anchored: snap.Anchored(),
+	}
+	if !info.Anchored {
+		info.Hint = unanchoredHint
+	}
+	return info, nil
 }
 
 // onCommitmentSettled attests the counterparty's conduct when a commitment

@@ -179,6 +179,10 @@ func TestForgedEquivocationProofRefused(t *testing.T) {
 	if ents, _ := b.led.ByKind(ledger.KindEquivocation, 0, 10); len(ents) != 0 {
 		t.Fatalf("%d proofs recorded", len(ents))
 	}
+	// B fetches the buyer's card: an agent B never heard of has no score.
+	if _, err := b.AgentCard(ctx, p.buyer); err != nil {
+		t.Fatal(err)
+	}
 	if tr, _ := b.Trust(ctx, p.buyer); tr.Score == 0 {
 		t.Fatalf("A's trust at B: %+v", tr)
 	}

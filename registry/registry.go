@@ -461,6 +461,18 @@ func (r *Registry) Card(agentID string) (*Card, bool) {
 	return e.card.Clone(), true
 }
 
+// Seen reports whether the registry holds a card of the agent: a local
+// one, or a verified remote one it has fetched or discovered.
+func (r *Registry) Seen(agentID string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.mu.seen[agentID]; ok {
+		return true
+	}
+	_, ok := r.mu.local[agentID]
+	return ok
+}
+
 // Cards returns the cards of all local agents (not withdrawn), by agent id.
 func (r *Registry) Cards() []*Card {
 	r.mu.Lock()

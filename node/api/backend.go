@@ -364,6 +364,12 @@ type TrustInfo struct {
 	// Components explain the score (fulfilment, volume, recency,
 	// disputesLost, endorsement...).
 	Components map[string]float64 `json:"components"`
+	// Anchored is false when the observing node has nothing to anchor
+	// trust on (no counterparties with a settled commitment, no
+	// pre-trusted organisations): then only its own agents' evidence
+	// counts, and Hint says what to do.
+	Anchored bool   `json:"anchored"`
+	Hint     string `json:"hint,omitempty"`
 }
 
 // EntriesPage is the answer of GET /v1/audit/entries.

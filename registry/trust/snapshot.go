@@ -200,6 +200,13 @@ func (s *Snapshot) Explain(agentID string) Explanation {
 	return e
 }
 
+// Known reports whether the model holds evidence about the agent (as
+// subject or attester).
+func (s *Snapshot) Known(agentID string) bool {
+	_, ok := slices.BinarySearch(s.agentNames, agentID)
+	return ok
+}
+
 // Score returns the agent's score, level and completed count.
 func (s *Snapshot) Score(agentID string) Score { return s.Explain(agentID).Short() }
 
