@@ -132,6 +132,7 @@ type Node struct {
 	handler http.Handler
 
 	lock *homeLock // the home's lock (lock.go), held while running
+	ops  opsState  // what asp status reports beside the tables (status.go)
 }
 
 // New prepares a node from cfg. It opens nothing; Start does.
@@ -203,6 +204,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return err
 	}
 	n.adminHash = tokenHash(tok)
+	n.ops.started = n.opts.clock()
 
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	defer func() {

@@ -172,6 +172,8 @@ type NodeInfo struct {
 	Peers int `json:"peers"`
 	// Warnings names conditions an operator should look at.
 	Warnings []string `json:"warnings,omitempty"`
+	// Status is the node's status, for the admin token only (StatusReporter).
+	Status *NodeStatus `json:"status,omitempty"`
 }
 
 // CreateAgentRequest is the body of POST /v1/agents.

@@ -83,9 +83,9 @@ func routes() []*route {
 	rs := []*route{
 		{
 			Method: "GET", Path: "/v1/node", Access: accessAny, Status: 200,
-			Summary:  "Describe the node: peer id, organization, addresses, version.",
+			Summary:  "Describe the node: peer id, organization, addresses, version; for the admin token also its status (sessions and commitments by state, ledger, checkpoint).",
 			Response: typeOf[NodeInfo](),
-			json:     func(c *call) (any, error) { return c.h.b.NodeInfo(c.ctx()) },
+			json:     nodeInfo,
 		},
 		{
 			Method: "POST", Path: "/v1/agents", Access: accessAdmin, Status: 201,

@@ -127,6 +127,7 @@ Start with:  asp testnet --nodes 3 --dir /tmp/asp-testnet --demo`,
 		a.trustCommand(),
 		a.eventsCommand(),
 		a.mcpCommand(),
+		a.statusCommand(),
 	)
 	a.wrap(root)
 	return root

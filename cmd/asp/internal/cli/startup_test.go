@@ -81,6 +81,10 @@ func TestStartupProcesses(t *testing.T) {
 
 	first.kill(t)
 	stale := apiURLOf(t, home)
+	code, _, stderr = run(t, "status", "--home", home)
+	if code != ExitFailure || !strings.Contains(stderr, "node not running: the api file names a node that is gone") {
+		t.Fatalf("status of a killed node: exit %d, %q", code, stderr)
+	}
 	if locked, _ := node.HomeLocked(home); locked {
 		t.Fatal("the lock outlived the killed node")
 	}

@@ -1,0 +1,60 @@
+package api
+
+import (
+	"context"
+	"time"
+)
+
+// NodeStatus is what GET /v1/node adds for the admin token (NodeInfo.Status):
+// what `asp status` prints.
+type NodeStatus struct {
+	// Home is the node's home directory; PID its process id.
+	Home string `json:"home"`
+	PID  int    `json:"pid"`
+	// Started is when the node started.
+	Started time.Time `json:"started"`
+	// API is the API's base URL.
+	API string `json:"api"`
+	// Listen are the configured libp2p listen multiaddrs (Addrs in
+	// NodeInfo are the ones in use).
+	Listen []string `json:"listen"`
+	// DHTPeers is the size of the DHT routing table.
+	DHTPeers int `json:"dhtPeers"`
+	// Agents is the number of hosted agents.
+	Agents int `json:"agents"`
+	// Sessions and Commitments count the node's sessions and commitments
+	// by state.
+	Sessions    map[string]int `json:"sessions"`
+	Commitments map[string]int `json:"commitments"`
+	// LedgerSize is the number of ledger entries.
+	LedgerSize uint64 `json:"ledgerSize"`
+	// Checkpoint is the latest signed checkpoint (a signed note), empty
+	// if none was signed yet; CheckpointSize is the ledger size it covers.
+	Checkpoint     string `json:"checkpoint,omitempty"`
+	CheckpointSize uint64 `json:"checkpointSize,omitempty"`
+	// LastBackup is the time of the last backup taken through the API,
+	// if any since the node started.
+	LastBackup *time.Time `json:"lastBackup,omitempty"`
+}
+
+// StatusReporter is an optional Backend extension: with it, GET /v1/node
+// answers the admin token with NodeInfo.Status.
+type StatusReporter interface {
+	NodeStatus(ctx context.Context) (NodeStatus, error)
+}
+
+// nodeInfo answers GET /v1/node.
+func nodeInfo(c *call) (any, error) {
+	info, err := c.h.b.NodeInfo(c.ctx())
+	if err != nil {
+		return nil, err
+	}
+	if sr, ok := c.h.b.(StatusReporter); ok && c.p.Admin {
+		st, err := sr.NodeStatus(c.ctx())
+		if err != nil {
+			return nil, err
+		}
+		info.Status = &st
+	}
+	return info, nil
+}
