@@ -206,3 +206,17 @@ func (n *Node) startChecks(tok string) (err error) {
 	n.cfg.warnListenAll(n.log)
 	return nil
 }
+
+// CheckAdminToken reads the home's admin token and refuses it as Start
+// would (asp doctor).
+func CheckAdminToken(home string) error {
+	tok, err := ReadAdminToken(home)
+	if err != nil {
+		return fmt.Errorf("admin token: %w", err)
+	}
+	return checkAdminToken(home, tok)
+}
+
+// CheckPortsFree reports the first listen address with a fixed port that
+// another process holds (asp doctor).
+func CheckPortsFree(listen []string) error { return checkPortsFree(listen) }

@@ -128,6 +128,7 @@ Start with:  asp testnet --nodes 3 --dir /tmp/asp-testnet --demo`,
 		a.eventsCommand(),
 		a.mcpCommand(),
 		a.statusCommand(),
+		a.doctorCommand(),
 	)
 	a.wrap(root)
 	return root
