@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -199,6 +200,11 @@ func (n *Node) startChecks(tok string) (err error) {
 	}
 	removeStaleAPIFile(n.cfg.Home)
 	if err := checkPortsFree(n.cfg.Listen); err != nil {
+		n.lock.release()
+		n.lock = nil
+		return err
+	}
+	if err := n.checkOriginalGone(context.Background()); err != nil {
 		n.lock.release()
 		n.lock = nil
 		return err

@@ -165,6 +165,7 @@ func samples(sid string) map[string]sample {
 		"POST /v1/disputes/{disputeId}/reject":        {"/v1/disputes/dsp_1/reject", `{"reason":"no"}`, buyerToken},
 		"POST /v1/disputes/{disputeId}/escalate":      {"/v1/disputes/dsp_1/escalate", "", buyerToken},
 		"POST /v1/disputes/{disputeId}/rule":          {"/v1/disputes/dsp_1/rule", `{"outcome":"dismissed","reasoning":"no breach"}`, adminToken},
+		"POST /v1/admin/backup":                       {"/v1/admin/backup", "", adminToken},
 	}
 }
 

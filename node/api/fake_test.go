@@ -371,3 +371,8 @@ func (f *fake) RecordAuditEvent(ctx context.Context, agent string, req AuditEven
 	}
 	return AuditEventResult{Index: 7, Hash: "00"}, nil
 }
+
+// Backup implements Backuper.
+func (f *fake) Backup(ctx context.Context) (BackupResult, error) {
+	return BackupResult{Dir: "/home/backups/backup-1", PeerID: "12D3KooWfake", Time: time.Unix(0, 0).UTC()}, nil
+}

@@ -454,6 +454,7 @@ func routes() []*route {
 	}
 	rs = append(rs, witnessRoutes()...)
 	rs = append(rs, disputeRoutes()...)
+	rs = append(rs, backupRoute())
 	for _, rt := range rs {
 		rt.parse()
 	}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"net/http"
 	"time"
 )
 
@@ -57,4 +58,43 @@ func nodeInfo(c *call) (any, error) {
 		info.Status = &st
 	}
 	return info, nil
+}
+
+// BackupResult is the answer of POST /v1/admin/backup.
+type BackupResult struct {
+	// Dir is the directory, under the node's home, holding the backup:
+	// identity key, admin token, config, a snapshot of the ledger and of
+	// the secret store, the signed checkpoint and a manifest. The caller
+	// archives it and removes it.
+	Dir    string `json:"dir"`
+	PeerID string `json:"peerId"`
+	// Size is the number of ledger entries in the backup; Checkpoint the
+	// signed checkpoint of exactly that size (empty for an empty ledger).
+	Size       uint64    `json:"size"`
+	Checkpoint string    `json:"checkpoint,omitempty"`
+	Time       time.Time `json:"time"`
+}
+
+// Backuper is an optional Backend extension serving POST /v1/admin/backup.
+type Backuper interface {
+	Backup(ctx context.Context) (BackupResult, error)
+}
+
+func backupRoute() *route {
+	return &route{
+		Method: "POST", Path: "/v1/admin/backup", Access: accessAdmin, Status: 200,
+		Summary:  "Write a consistent backup of the node (ledger and secret store snapshots, identity, config, the signed checkpoint they correspond to) to a directory under its home.",
+		Response: typeOf[BackupResult](),
+		Errors:   []int{403, 501},
+		json: func(c *call) (any, error) {
+			b, ok := c.h.b.(Backuper)
+			if !ok {
+				return nil, Errorf(http.StatusNotImplemented, CodeUnsupported, "backups are not supported by this node")
+			}
+			if _, err := c.readBody(); err != nil {
+				return nil, err
+			}
+			return b.Backup(c.ctx())
+		},
+	}
 }

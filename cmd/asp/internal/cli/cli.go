@@ -129,6 +129,8 @@ Start with:  asp testnet --nodes 3 --dir /tmp/asp-testnet --demo`,
 		a.mcpCommand(),
 		a.statusCommand(),
 		a.doctorCommand(),
+		a.backupCommand(),
+		a.restoreCommand(),
 	)
 	a.wrap(root)
 	return root
