@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/goccy/go-yaml"
@@ -115,8 +116,8 @@ func checkPortsFree(listen []string) error {
 // warnListenAll warns when the node listens on every interface because the
 // configuration named no listen address.
 func (c *Config) warnListenAll(log *slog.Logger) {
-	if !c.listenDefaulted {
-		return
+	if !c.listenDefaulted || !slices.Equal(c.Listen, DefaultConfig("").Listen) {
+		return // named in the file, or replaced by flags
 	}
 	for _, s := range c.Listen {
 		if strings.HasPrefix(s, "/ip4/0.0.0.0/") || strings.HasPrefix(s, "/ip6/::/") {

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/aspnode/asp/node/api"
@@ -192,4 +195,50 @@ func TestPortSharedWithAnotherNode(t *testing.T) {
 	if !errors.Is(err, ErrPortTaken) {
 		t.Fatalf("second node on %s: %v; want %v", listen, err, ErrPortTaken)
 	}
+}
+
+// A node listening on every interface because its config names no listen
+// address says so; one whose config names the addresses does not.
+func TestWarnListenAll(t *testing.T) {
+	for _, tc := range []struct {
+		config string
+		warn   bool
+	}{
+		{"org: x\n", true},
+		{"org: x\nlisten: [/ip4/0.0.0.0/tcp/0]\n", false},
+		{"org: x\nlisten: [/ip4/127.0.0.1/tcp/0]\n", false},
+	} {
+		home := filepath.Join(t.TempDir(), "org")
+		if _, err := Init(home, "org", "test"); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(home, ConfigFile), tc.config)
+		cfg, err := LoadConfig(home)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var logs strings.Builder
+		n, err := New(cfg, WithLogger(slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, nil))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		n.Close()
+		if got := strings.Contains(logs.String(), "libp2p listens on every interface"); got != tc.warn {
+			t.Errorf("config %q: warned %v, want %v:\n%s", tc.config, got, tc.warn, logs.String())
+		}
+	}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
