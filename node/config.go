@@ -79,6 +79,8 @@ type Config struct {
 	MDNS bool `yaml:"mdns"`
 	// LogLevel is debug, info (default), warn or error.
 	LogLevel string `yaml:"logLevel"`
+	// Backup schedules backups (backupschedule.go). Default off.
+	Backup BackupConfig `yaml:"backup"`
 	// AllowRollback starts the node on a ledger that holds fewer entries
 	// than it acknowledged (ledger.ErrRolledBack), recording the rollback
 	// in the ledger (ledger.Options.AllowRollback). Only from the command
@@ -181,7 +183,7 @@ func (c *Config) Validate() error {
 	if _, err := resolvePolicy(c.Disputes); err != nil {
 		return fmt.Errorf("config: disputes: %w", err)
 	}
-	return c.validateAddrs()
+	return c.validateMore()
 }
 
 // ErrHomeExists is returned by Init for a home that already holds a node.

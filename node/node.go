@@ -290,6 +290,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	go n.resendLoop()
 	go n.watchPeers()
 	go n.witnessLoop()
+	n.startBackupSchedule()
 	if len(n.cfg.Bootstrap) > 0 {
 		n.wg.Add(1)
 		go func() {

@@ -20,6 +20,7 @@ type opsState struct {
 
 	mu         sync.Mutex
 	lastBackup time.Time
+	scheduled  int // scheduled backups written
 }
 
 // NodeStatus implements api.StatusReporter: GET /v1/node for the admin

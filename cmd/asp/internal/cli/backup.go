@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,7 +60,7 @@ Restore it with asp restore FILE --home NEWDIR.`,
 				return err
 			}
 			defer os.RemoveAll(res.Dir)
-			if err := writeArchive(res.Dir, out); err != nil {
+			if err := node.WriteBackupArchive(res.Dir, out); err != nil {
 				return err
 			}
 			if asJSON {
@@ -99,77 +98,6 @@ func takeBackup(ctx context.Context, home string) (api.BackupResult, error) {
 		return api.BackupResult{}, fmt.Errorf("backup through the running node: %w", err)
 	}
 	return res, nil
-}
-
-// writeArchive writes dir as a gzipped tar to out, atomically.
-func writeArchive(dir, out string) (err error) {
-	tmp := out + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return fmt.Errorf("backup: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	gz := gzip.NewWriter(f)
-	tw := tar.NewWriter(gz)
-	err = filepath.WalkDir(dir, func(path string, e fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(dir, path)
-		if err != nil || rel == "." {
-			return err
-		}
-		fi, err := e.Info()
-		if err != nil {
-			return err
-		}
-		if !fi.Mode().IsRegular() && !fi.IsDir() {
-			return nil
-		}
-		hdr, err := tar.FileInfoHeader(fi, "")
-		if err != nil {
-			return err
-		}
-		hdr.Name = filepath.ToSlash(rel)
-		if fi.IsDir() {
-			hdr.Name += "/"
-		}
-		hdr.Uid, hdr.Gid, hdr.Uname, hdr.Gname = 0, 0, "", ""
-		if err := tw.WriteHeader(hdr); err != nil {
-			return err
-		}
-		if fi.IsDir() {
-			return nil
-		}
-		in, err := os.Open(path)
-		if err != nil {
-			return err
-		}
-		defer in.Close()
-		_, err = io.Copy(tw, in)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("backup: %w", err)
-	}
-	if err := tw.Close(); err != nil {
-		return err
-	}
-	if err := gz.Close(); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, out)
 }
 
 // RestoreResult is the --json output of asp restore.
