@@ -83,6 +83,11 @@ func LockedPID(home string) int {
 // HomeLocked reports whether a running node holds the home's lock, and its
 // pid if known. It takes the lock for an instant when nobody holds it.
 func HomeLocked(home string) (bool, int) {
+	if !flockSupported {
+		// No flock here: a present api file is the best sign of a node.
+		_, err := os.Stat(filepath.Join(home, APIFile))
+		return err == nil, LockedPID(home)
+	}
 	f, err := os.OpenFile(filepath.Join(home, LockFile), os.O_RDWR, 0)
 	if err != nil {
 		return false, 0

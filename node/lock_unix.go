@@ -8,6 +8,8 @@ import (
 	"syscall"
 )
 
+const flockSupported = true
+
 func flockExclusive(f *os.File) error {
 	for {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/aspnode/asp/node"
 	"github.com/aspnode/asp/node/api"
 	"github.com/aspnode/asp/node/client"
 )
@@ -24,7 +25,16 @@ func adminClient(home string) (*client.Client, error) {
 	if err := requireFlag("home", home); err != nil {
 		return nil, err
 	}
-	return client.FromHome(home)
+	c, err := client.FromHome(home)
+	if err != nil {
+		return nil, err
+	}
+	if locked, _ := node.HomeLocked(home); !locked {
+		// A node holds its home's lock while it runs: this api file was
+		// left by one that was killed.
+		return nil, fmt.Errorf("%w: %s was left by a node that is gone (killed?); start it with: asp node --home %s", client.ErrNotRunning, filepath.Join(home, node.APIFile), home)
+	}
+	return c, nil
 }
 
 func (a *app) agentAddCommand() *cobra.Command {

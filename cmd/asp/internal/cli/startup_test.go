@@ -85,6 +85,10 @@ func TestStartupProcesses(t *testing.T) {
 	if code != ExitFailure || !strings.Contains(stderr, "node not running: the api file names a node that is gone") {
 		t.Fatalf("status of a killed node: exit %d, %q", code, stderr)
 	}
+	code, _, stderr = run(t, "agent", "list", "--home", home)
+	if code != ExitFailure || !strings.Contains(stderr, "was left by a node that is gone") {
+		t.Fatalf("agent list on a killed node: exit %d, %q", code, stderr)
+	}
 	if locked, _ := node.HomeLocked(home); locked {
 		t.Fatal("the lock outlived the killed node")
 	}
