@@ -63,6 +63,14 @@ func (n *Node) NodeStatus(ctx context.Context) (api.NodeStatus, error) {
 	case !errors.Is(err, ledger.ErrNotFound):
 		return api.NodeStatus{}, err
 	}
+	w, err := n.Witnesses(ctx)
+	if err != nil {
+		return api.NodeStatus{}, err
+	}
+	for _, wi := range w.WitnessedBy {
+		wi.Checkpoint = ""
+		st.Witnesses = append(st.Witnesses, wi)
+	}
 	n.ops.mu.Lock()
 	if !n.ops.lastBackup.IsZero() {
 		t := n.ops.lastBackup

@@ -33,6 +33,10 @@ type NodeStatus struct {
 	// if none was signed yet; CheckpointSize is the ledger size it covers.
 	Checkpoint     string `json:"checkpoint,omitempty"`
 	CheckpointSize uint64 `json:"checkpointSize,omitempty"`
+	// Witnesses are the organisations that witness this node's ledger:
+	// the largest size each cosigned and when (GET /v1/witnesses has the
+	// cosigned checkpoints).
+	Witnesses []WitnessInfo `json:"witnesses,omitempty"`
 	// LastBackup is the time of the last backup taken through the API,
 	// if any since the node started.
 	LastBackup *time.Time `json:"lastBackup,omitempty"`

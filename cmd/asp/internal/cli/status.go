@@ -109,6 +109,23 @@ func printStatus(w io.Writer, info api.NodeInfo) {
 		cp = fmt.Sprintf("signed at size %d", st.CheckpointSize)
 	}
 	fmt.Fprintf(tw, "ledger\t%d entries, last checkpoint %s\n", st.LedgerSize, cp)
+	if len(st.Witnesses) == 0 {
+		fmt.Fprintf(tw, "witnesses\tnone yet\n")
+	}
+	for i, w := range st.Witnesses {
+		label := ""
+		if i == 0 {
+			label = "witnesses"
+		}
+		line := fmt.Sprintf("%s cosigned size %d", w.Org, w.Size)
+		if !w.CosignedAt.IsZero() {
+			line += " at " + w.CosignedAt.UTC().Format(time.RFC3339)
+		}
+		if w.LastError != "" {
+			line += "; last round failed: " + w.LastError
+		}
+		fmt.Fprintf(tw, "%s\t%s\n", label, line)
+	}
 	if st.LastBackup != nil {
 		fmt.Fprintf(tw, "last backup\t%s\n", st.LastBackup.UTC().Format(time.RFC3339))
 	} else {
