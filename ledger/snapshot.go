@@ -3,13 +3,13 @@ package ledger
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/aspnode/asp/internal/privfile"
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
@@ -193,7 +193,7 @@ func copyStore(dir, snap string) error {
 				continue
 			}
 		}
-		if err := copyFile(src, dst); err != nil {
+		if err := privfile.Copy(src, dst); err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				return errStoreChanged
 			}
@@ -215,21 +215,4 @@ func copyStore(dir, snap string) error {
 		}
 	}
 	return nil
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/aspnode/asp/internal/privfile"
 	"github.com/aspnode/asp/ledger"
 	"github.com/aspnode/asp/node/api"
 	"github.com/aspnode/asp/p2p"
@@ -173,7 +173,7 @@ func newBackupDir(home string, now time.Time) (string, error) {
 // the ledger snapshot's size and writes the manifest.
 func finishBackup(ctx context.Context, cfg Config, dir string, key crypto.PrivKey, m BackupManifest) (api.BackupResult, error) {
 	for _, f := range []string{IdentityFile, AdminTokenFile, ConfigFile} {
-		if err := copyPrivate(filepath.Join(cfg.Home, f), filepath.Join(dir, f)); err != nil {
+		if err := privfile.Copy(filepath.Join(cfg.Home, f), filepath.Join(dir, f)); err != nil {
 			return api.BackupResult{}, fmt.Errorf("backup: %w", err)
 		}
 	}
@@ -214,23 +214,6 @@ func finishBackup(ctx context.Context, cfg Config, dir string, key crypto.PrivKe
 		return api.BackupResult{}, err
 	}
 	return api.BackupResult{Dir: dir, PeerID: m.PeerID, Size: m.Size, Checkpoint: string(cp), Time: m.Time}, nil
-}
-
-func copyPrivate(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 // ReadBackupManifest reads DIR/backup.json.

@@ -67,24 +67,13 @@ func (n *Node) startBackupSchedule() {
 	if keep == 0 {
 		keep = defaultBackupKeep
 	}
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		t := time.NewTicker(b.Every)
-		defer t.Stop()
-		for {
-			select {
-			case <-n.ctx.Done():
-				return
-			case <-t.C:
-				if path, err := n.scheduledBackup(dir, keep); err != nil {
-					n.log.Error("scheduled backup failed", "dir", dir, "err", err)
-				} else {
-					n.log.Info("scheduled backup", "file", path)
-				}
-			}
+	n.every(b.Every, func() {
+		if path, err := n.scheduledBackup(dir, keep); err != nil {
+			n.log.Error("scheduled backup failed", "dir", dir, "err", err)
+		} else {
+			n.log.Info("scheduled backup", "file", path)
 		}
-	}()
+	})
 }
 
 // scheduledBackup writes one backup file into dir and keeps the newest

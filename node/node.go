@@ -285,11 +285,21 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	n.wg.Add(4)
-	go n.run()
-	go n.resendLoop()
+	// Timers: invitation timeouts, offer and commitment expiry, disputes.
+	n.every(time.Second, func() {
+		n.tick()
+		n.expireDue(n.ctx)
+		n.watchDisputes(n.ctx)
+	})
+	// Resends run apart from the timers: a counterparty that does not
+	// answer delays its own resends, never another deadline.
+	n.every(time.Second, func() {
+		n.resendPending()
+		n.resendDisputes()
+	})
+	n.every(n.cfg.Witness.Interval, n.witnessAll)
+	n.wg.Add(1)
 	go n.watchPeers()
-	go n.witnessLoop()
 	n.startBackupSchedule()
 	if len(n.cfg.Bootstrap) > 0 {
 		n.wg.Add(1)
@@ -349,39 +359,23 @@ func isLoopback(a net.Addr) bool {
 	return ok && ta.IP.IsLoopback()
 }
 
-// run drives timers: invitation timeouts, offer expiry, commitment expiry.
-func (n *Node) run() {
-	defer n.wg.Done()
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-n.ctx.Done():
-			return
-		case <-t.C:
-			n.tick()
-			n.expireDue(n.ctx)
-			n.watchDisputes(n.ctx)
+// every runs f every d until the node closes, in a goroutine the node
+// owns (Close waits for it).
+func (n *Node) every(d time.Duration, f func()) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-n.ctx.Done():
+				return
+			case <-t.C:
+				f()
+			}
 		}
-	}
-}
-
-// resendLoop resends what counterparties have not acknowledged, each
-// second. It runs apart from the timers: a counterparty that does not
-// answer delays its own resends, never another deadline.
-func (n *Node) resendLoop() {
-	defer n.wg.Done()
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-n.ctx.Done():
-			return
-		case <-t.C:
-			n.resendPending()
-			n.resendDisputes()
-		}
-	}
+	}()
 }
 
 // Close shuts the node down: the API stops taking requests, sessions are

@@ -141,21 +141,6 @@ func (n *Node) witnessAll() {
 	}
 }
 
-// witnessLoop runs a round with every witness each witness.interval.
-func (n *Node) witnessLoop() {
-	defer n.wg.Done()
-	t := time.NewTicker(n.cfg.Witness.Interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-n.ctx.Done():
-			return
-		case <-t.C:
-			n.witnessAll()
-		}
-	}
-}
-
 // witnessRound presents our latest checkpoint to p's witness, from the
 // size it last cosigned; on a conflict it retries once from the size the
 // witness names.
