@@ -10,7 +10,11 @@ import (
 // at most 30 digits without leading zeros, and an optional fraction of 1 to
 // 18 digits. No sign, exponent, spaces, or leading "+". Examples: "0",
 // "1000", "2.40", "0.001".
-var decimalRE = regexp.MustCompile(`^(0|[1-9][0-9]{0,29})(\.[0-9]{1,18})?$`)
+// DecimalPattern is the regular expression every decimal amount matches:
+// no sign, no exponent, at most 30 integer and 18 fraction digits.
+const DecimalPattern = `^(0|[1-9][0-9]{0,29})(\.[0-9]{1,18})?$`
+
+var decimalRE = regexp.MustCompile(DecimalPattern)
 
 // ValidDecimal checks s against the decimal grammar. Errors wrap ErrBadDecimal.
 func ValidDecimal(s string) error {

@@ -16,7 +16,11 @@ import (
 // weeks, no fractions). Examples: "P30D", "PT36H" is refused (write
 // "P1DT12H"), "PT90S" is refused (write "PT1M30S"). The zero period is
 // the empty string; at most 36500 days.
-var periodRE = regexp.MustCompile(`^P(?:([1-9][0-9]{0,4})D)?(?:T(?:([1-9][0-9]?)H)?(?:([1-9][0-9]?)M)?(?:([1-9][0-9]?)S)?)?$`)
+// PeriodPattern is the regular expression a period (payWithin) matches
+// (ParsePeriod refuses "P", "PT" and a trailing "T" besides).
+const PeriodPattern = `^P(?:([1-9][0-9]{0,4})D)?(?:T(?:([1-9][0-9]?)H)?(?:([1-9][0-9]?)M)?(?:([1-9][0-9]?)S)?)?$`
+
+var periodRE = regexp.MustCompile(PeriodPattern)
 
 const maxPeriod = 36500 * 24 * time.Hour
 

@@ -34,7 +34,10 @@ type Terms struct {
 	PayWithin time.Duration
 }
 
-var currencyRE = regexp.MustCompile(`^[A-Z][A-Z0-9]{2,7}$`)
+// CurrencyPattern is the regular expression a currency code matches.
+const CurrencyPattern = `^[A-Z][A-Z0-9]{2,7}$`
+
+var currencyRE = regexp.MustCompile(CurrencyPattern)
 
 // Validate checks the terms' grammar: required fields present, decimals
 // valid, quantity positive, currency well formed, arbiter a valid agent id.

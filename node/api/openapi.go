@@ -11,6 +11,8 @@ import (
 	"reflect"
 	"strings"
 	"time"
+
+	"github.com/aspnode/asp/protocol"
 )
 
 // The sources whose doc comments describe the JSON types in the document.
@@ -277,7 +279,12 @@ func (g *schemaGen) object(t reflect.Type) map[string]any {
 	props := map[string]any{}
 	var required []string
 	for _, f := range jsonFields(t) {
-		s := g.schema(f.typ)
+		var s map[string]any
+		if typed, ok := fieldSchemas[t.Name()+"."+f.goName]; ok {
+			s = typed(g)
+		} else {
+			s = g.schema(f.typ)
+		}
 		if d := g.docs.fields[t.Name()+"."+f.goName]; d != "" {
 			if _, isRef := s["$ref"]; isRef {
 				// 3.1 allows siblings of $ref; keep the ref map shared-free.
@@ -299,6 +306,58 @@ func (g *schemaGen) object(t reflect.Type) map[string]any {
 		o["description"] = d
 	}
 	return o
+}
+
+// fieldSchemas type the fields the Go types leave open (JSON passed
+// through to the protocol): terms, with their decimal, currency, time and
+// period forms, and performatives.
+var fieldSchemas = map[string]func(*schemaGen) map[string]any{
+	"SendMessageRequest.Terms":        (*schemaGen).terms,
+	"CommitmentInfo.Terms":            (*schemaGen).terms,
+	"SendMessageRequest.Performative": func(*schemaGen) map[string]any { return performativeSchema() },
+}
+
+func performativeSchema() map[string]any {
+	var enum []any
+	for _, p := range protocol.Performatives {
+		enum = append(enum, string(p))
+	}
+	return map[string]any{"type": "string", "enum": enum}
+}
+
+// terms is the Terms component: the protocol's terms in their JSON form.
+func (g *schemaGen) terms() map[string]any {
+	if _, ok := g.schemas["Terms"]; !ok {
+		dec := func(d string) map[string]any {
+			return map[string]any{"type": "string", "pattern": protocol.DecimalPattern, "description": d + " A decimal written as a string, never a JSON number."}
+		}
+		str := func(d string) map[string]any { return map[string]any{"type": "string", "description": d} }
+		when := func(d string) map[string]any {
+			return map[string]any{"type": "string", "format": "date-time", "description": d + " RFC 3339, normalised to UTC with milliseconds."}
+		}
+		g.schemas["Terms"] = map[string]any{
+			"type":                 "object",
+			"additionalProperties": false,
+			"description": "The terms of an offer (docs/protocol.md §4). An offer's terms are complete; a counter-offer may give only what " +
+				"it changes, the rest is taken from the offer it answers.",
+			"properties": map[string]any{
+				"resource":  str("What is offered, e.g. gpu-hours."),
+				"quantity":  dec("How much."),
+				"unit":      str("The unit of quantity, e.g. hour."),
+				"unitPrice": dec("The price of one unit."),
+				"currency":  map[string]any{"type": "string", "pattern": protocol.CurrencyPattern, "description": "The currency code, e.g. USD."},
+				"deliverBy": when("When the provider must have delivered."),
+				"payBy":     when("When the buyer must have paid (or payWithin)."),
+				"payWithin": map[string]any{"type": "string", "pattern": protocol.PeriodPattern,
+					"description": "How long after the acceptance the buyer must pay, ISO 8601 (P30D, PT36H is written P1DT12H)."},
+				"penalty":    str("A penalty computed when late: \"5% per day late\", \"50.00 USD per day late\" or \"100.00 USD\"."),
+				"arbiter":    str("The agent id of the arbiter of disputes: an agent of a third organisation."),
+				"provider":   str("The agent id of the party that delivers (default: the acceptor)."),
+				"attributes": map[string]any{"type": "object", "additionalProperties": map[string]any{"type": "string"}, "description": "Other terms, as text."},
+			},
+		}
+	}
+	return map[string]any{"$ref": "#/components/schemas/Terms"}
 }
 
 func copyWith(m map[string]any, k string, v any) map[string]any {
