@@ -126,9 +126,11 @@ func TestForkedLedgerIsCaught(t *testing.T) {
 	if s := cosignedBy(t, a, b.peerID); s != forkSize {
 		t.Fatalf("A's latest cosignature by B is of size %d, want %d (B refused)", s, forkSize)
 	}
-	if n := metric(t, b, "asp_witness_requests_total", "code", protocol.CodeEquivocation); n < 1 {
-		t.Fatalf("B refused %v requests with equivocation", n)
-	}
+	// The proof is held before the refusal is counted (the handler
+	// records it, then answers): wait for the count.
+	awaitf(t, "B to count the refusal", func() bool {
+		return metric(t, b, "asp_witness_requests_total", "code", protocol.CodeEquivocation) >= 1
+	})
 
 	// The proof reaches C by gossip.
 	awaitf(t, "C to hold the proof", func() bool { return c.equivocated(a.peerID) })
@@ -164,6 +166,10 @@ func TestForkedLedgerIsCaught(t *testing.T) {
 			t.Fatal("no equivocation event at C")
 		}
 	}
+	// Counted once accepted, just after the event: wait for the count.
+	awaitf(t, "C to count the proof", func() bool {
+		return metric(t, c, "asp_equivocation_proofs_total", "outcome", "accepted") >= 1
+	})
 	if n := metric(t, c, "asp_equivocation_proofs_total", "outcome", "accepted"); n != 1 {
 		t.Fatalf("C accepted %v proofs", n)
 	}
