@@ -283,6 +283,16 @@ func (h *handler) authenticate(r *http.Request) (Principal, error) {
 	return p, nil
 }
 
+// extension returns the backend as T, an optional extension of Backend,
+// or a 501 unsupported error saying unserved.
+func extension[T any](c *call, unserved string) (T, error) {
+	x, ok := c.h.b.(T)
+	if !ok {
+		return x, Errorf(http.StatusNotImplemented, CodeUnsupported, "%s", unserved)
+	}
+	return x, nil
+}
+
 // access is who may use a route.
 type access int
 

@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"net/http"
 )
 
 // AuditEventRequest is the body of POST /v1/audit/events: an event of the
@@ -48,9 +47,9 @@ func auditEventRoute() *route {
 			"every other record (the agent's certificate and signature are in it). An event of type audit follows on the " +
 			"agent's event stream.",
 		json: func(c *call) (any, error) {
-			rec, ok := c.h.b.(AuditEventRecorder)
-			if !ok {
-				return nil, Errorf(http.StatusNotImplemented, CodeUnsupported, "business events are not recorded by this node")
+			rec, err := extension[AuditEventRecorder](c, "business events are not recorded by this node")
+			if err != nil {
+				return nil, err
 			}
 			var req AuditEventRequest
 			if _, err := c.decodeBody(&req, false); err != nil {

@@ -153,11 +153,7 @@ type ObligationInfo struct {
 }
 
 func disputeBackend(c *call) (DisputeBackend, error) {
-	db, ok := c.h.b.(DisputeBackend)
-	if !ok {
-		return nil, Errorf(http.StatusNotImplemented, CodeUnsupported, "disputes are not served by this node")
-	}
-	return db, nil
+	return extension[DisputeBackend](c, "disputes are not served by this node")
 }
 
 func disputeRoutes() []*route {

@@ -152,9 +152,9 @@ func routes() []*route {
 			Response: typeOf[Consent](),
 			Errors:   []int{403, 501},
 			json: func(c *call) (any, error) {
-				ck, ok := c.h.b.(ConsentKeeper)
-				if !ok {
-					return nil, Errorf(http.StatusNotImplemented, CodeUnsupported, "consent at run time is not supported by this node")
+				ck, err := consentKeeper(c)
+				if err != nil {
+					return nil, err
 				}
 				return ck.Consent(c.ctx())
 			},
@@ -166,9 +166,9 @@ func routes() []*route {
 			Response: typeOf[Consent](),
 			Errors:   []int{400, 403, 501},
 			json: func(c *call) (any, error) {
-				ck, ok := c.h.b.(ConsentKeeper)
-				if !ok {
-					return nil, Errorf(http.StatusNotImplemented, CodeUnsupported, "consent at run time is not supported by this node")
+				ck, err := consentKeeper(c)
+				if err != nil {
+					return nil, err
 				}
 				var req Consent
 				if _, err := c.decodeBody(&req, false); err != nil {
@@ -183,9 +183,9 @@ func routes() []*route {
 			Response: typeOf[Consent](),
 			Errors:   []int{400, 403, 501},
 			json: func(c *call) (any, error) {
-				ck, ok := c.h.b.(ConsentKeeper)
-				if !ok {
-					return nil, Errorf(http.StatusNotImplemented, CodeUnsupported, "consent at run time is not supported by this node")
+				ck, err := consentKeeper(c)
+				if err != nil {
+					return nil, err
 				}
 				return ck.RevokeOrg(c.ctx(), c.params["peerId"])
 			},
@@ -196,9 +196,9 @@ func routes() []*route {
 			Response: typeOf[Mandate](),
 			Errors:   []int{403, 404, 501},
 			json: func(c *call) (any, error) {
-				mk, ok := c.h.b.(MandateKeeper)
-				if !ok {
-					return nil, Errorf(http.StatusNotImplemented, CodeUnsupported, "mandates are not supported by this node")
+				mk, err := mandateKeeper(c)
+				if err != nil {
+					return nil, err
 				}
 				return mk.Mandate(c.ctx(), c.params["agentId"])
 			},
@@ -210,9 +210,9 @@ func routes() []*route {
 			Response: typeOf[Mandate](),
 			Errors:   []int{400, 403, 404, 501},
 			json: func(c *call) (any, error) {
-				mk, ok := c.h.b.(MandateKeeper)
-				if !ok {
-					return nil, Errorf(http.StatusNotImplemented, CodeUnsupported, "mandates are not supported by this node")
+				mk, err := mandateKeeper(c)
+				if err != nil {
+					return nil, err
 				}
 				var m Mandate
 				if _, err := c.decodeBody(&m, false); err != nil {
@@ -248,9 +248,9 @@ func routes() []*route {
 			Response: typeOf[SessionList](),
 			Errors:   []int{501},
 			json: func(c *call) (any, error) {
-				sl, ok := c.h.b.(SessionLister)
-				if !ok {
-					return nil, Errorf(http.StatusNotImplemented, CodeUnsupported, "listing sessions is not supported by this node")
+				sl, err := extension[SessionLister](c, "listing sessions is not supported by this node")
+				if err != nil {
+					return nil, err
 				}
 				ss, err := sl.Sessions(c.ctx(), c.p)
 				if err != nil {
@@ -468,9 +468,9 @@ func invitationRoute(action string, accept bool) *route {
 		Response: typeOf[SessionInfo](),
 		Errors:   []int{403, 404, 409, 501},
 		json: func(c *call) (any, error) {
-			ir, ok := c.h.b.(InvitationResponder)
-			if !ok {
-				return nil, Errorf(http.StatusNotImplemented, CodeUnsupported, "invitations are not held by this node")
+			ir, err := extension[InvitationResponder](c, "invitations are not held by this node")
+			if err != nil {
+				return nil, err
 			}
 			if _, err := c.readBody(); err != nil {
 				return nil, err
@@ -574,4 +574,12 @@ func uintParam(q url.Values, name string, def, max uint64) (uint64, error) {
 		return 0, BadRequest("%s must be at least 1", name)
 	}
 	return v, nil
+}
+
+func consentKeeper(c *call) (ConsentKeeper, error) {
+	return extension[ConsentKeeper](c, "consent at run time is not supported by this node")
+}
+
+func mandateKeeper(c *call) (MandateKeeper, error) {
+	return extension[MandateKeeper](c, "mandates are not supported by this node")
 }

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"net/http"
 	"time"
 )
 
@@ -85,11 +84,7 @@ type ConsistencyQuery struct {
 }
 
 func witnesses(c *call) (Witnesses, error) {
-	w, ok := c.h.b.(Witnesses)
-	if !ok {
-		return nil, Errorf(http.StatusNotImplemented, CodeUnsupported, "this node does not witness")
-	}
-	return w, nil
+	return extension[Witnesses](c, "this node does not witness")
 }
 
 // twoParams reads two required unsigned query parameters.
