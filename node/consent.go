@@ -30,7 +30,8 @@ import (
 // keyConsent holds, in the private store, the policy last set at run time.
 var keyConsent = []byte("c/consent")
 
-// consentPolicy returns the policy in force.
+// consentPolicy returns the policy in force (config.yaml's until Start
+// has loaded it).
 func (n *Node) consentPolicy() *api.Consent {
 	if c := n.consent.Load(); c != nil {
 		return c
@@ -42,10 +43,11 @@ func (n *Node) consentPolicy() *api.Consent {
 func (n *Node) denied(org string) bool { return slices.Contains(n.consentPolicy().Deny, org) }
 
 // loadConsent puts the policy last set at run time in force, if there is
-// one, instead of config.yaml's.
+// one, else config.yaml's.
 func (n *Node) loadConsent() error {
 	v, closer, err := n.agents.secrets.db.Get(keyConsent)
 	if errors.Is(err, pebble.ErrNotFound) {
+		n.consent.Store(&api.Consent{Consent: n.cfg.Consent, Allow: n.cfg.Allow, Deny: n.cfg.Deny, MinTrust: n.cfg.MinTrust})
 		return nil
 	}
 	if err != nil {
